@@ -1,0 +1,249 @@
+"""Tables. Later features add columns here, not new shapes: every table the product needs exists."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements INTEGER PRIMARY KEY, PostgreSQL wants BIGINT for large tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on both databases (SQLite drops the offset; we store UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class App(Base):
+    """A sending application: its events go to its Slack channel."""
+
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    channel: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    credentials: Mapped[list[AppCredential]] = relationship(back_populates="app")
+
+
+class AppCredential(Base):
+    """A webhook signing secret or a hashed API key; rotated ones expire instead of vanishing."""
+
+    __tablename__ = "app_credentials"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "webhook_secret" | "api_key"
+    # Webhook secrets must be kept to compute HMACs; API keys are kept only as a SHA-256 hash.
+    secret: Mapped[str | None] = mapped_column(String(200))
+    key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    app: Mapped[App] = relationship(back_populates="credentials")
+
+
+class FeedbackEvent(Base):
+    """One piece of feedback exactly as the app sent it (the database keeps the unredacted text)."""
+
+    __tablename__ = "feedback_events"
+    __table_args__ = (
+        UniqueConstraint("app_id", "external_id", name="uq_feedback_events_app_external_id"),
+        Index("ix_feedback_events_occurred_at", "occurred_at"),
+        Index("ix_feedback_events_app_id_id", "app_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    # The idempotency key: the event's `id`, else the `webhook-id`, else one we make.
+    external_id: Mapped[str] = mapped_column(String(255))
+    rating: Mapped[str | None] = mapped_column(String(4))
+    comment: Mapped[str | None] = mapped_column(Text)
+    # A string, or a list of {"role", "content"} chat messages, stored as given.
+    prompt: Mapped[Any] = mapped_column(JSON)
+    response: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(255))
+    feature: Mapped[str | None] = mapped_column(String(255))
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    session_id: Mapped[str | None] = mapped_column(String(255))
+    trace_id: Mapped[str | None] = mapped_column(String(255))
+    trace_url: Mapped[str | None] = mapped_column(Text)
+    correction: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # "metadata" is reserved on declarative classes; the column keeps the contract's name.
+    extra: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    webhook_id: Mapped[str | None] = mapped_column(String(255))
+
+    app: Mapped[App] = relationship()
+
+
+class Alert(Base):
+    """Outbox row: a downvote waiting to be (or already) posted to Slack.
+
+    pending -> sending (lease in claimed_until) -> posted(slack_ts); transient failures go back to
+    pending with next_attempt_at; permanent ones or too many attempts end in failed.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_events.id", ondelete="CASCADE"), unique=True
+    )
+    channel: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    slack_channel_id: Mapped[str | None] = mapped_column(String(100))
+    slack_ts: Mapped[str | None] = mapped_column(String(40))
+    # How many thread replies are already posted, so a retry resumes the thread, not restarts it.
+    replies_posted: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    event: Mapped[FeedbackEvent] = relationship()
+
+
+class Category(Base):
+    """An edge-case category engineers can tag downvotes with (defaults plus ones added in Slack)."""
+
+    __tablename__ = "categories"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Triage(Base):
+    """The current triage decision for one event; the audit trail holds how it got there."""
+
+    __tablename__ = "triage"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    assignee: Mapped[str | None] = mapped_column(String(100))
+    triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    triaged_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventCategory(Base):
+    """One category on one event: a row per pair, so concurrent picks never overwrite each other."""
+
+    __tablename__ = "event_categories"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    category: Mapped[str] = mapped_column(String(100), primary_key=True)
+    added_by: Mapped[str | None] = mapped_column(String(100))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TriageNote(Base):
+    __tablename__ = "triage_notes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_events.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TriageAudit(Base):
+    """Every triage action with who, when, and the value before and after."""
+
+    __tablename__ = "triage_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_events.id", ondelete="CASCADE"), index=True
+    )
+    slack_user: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SummaryPost(Base):
+    """One posting of a summary period; the unique key makes each period post once.
+
+    `generation` is 0 for the scheduled post; `--force` adds generation n+1, keeping history.
+    """
+
+    __tablename__ = "summary_posts"
+    __table_args__ = (
+        UniqueConstraint("kind", "period_start", "generation", name="uq_summary_posts_period"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(10))  # "daily" | "weekly"
+    period_start: Mapped[date] = mapped_column(Date)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(10), default="claimed")  # claimed | posted
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slack_channel: Mapped[str | None] = mapped_column(String(100))
+    slack_ts: Mapped[str | None] = mapped_column(String(40))
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
