@@ -160,7 +160,7 @@ class Alert(Base):
 
 
 class Category(Base):
-    """An edge-case category engineers can tag downvotes with (defaults plus ones added in Slack)."""
+    """An edge-case category for downvotes: the defaults plus those added in Slack."""
 
     __tablename__ = "categories"
 

@@ -1,0 +1,319 @@
+"""The `downvote` command line: serve, manage apps, export, send a test event."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from bot.settings import Settings
+from storage import apps as app_store
+from storage.db import make_engine, make_sessionmaker
+from storage.events import EventFilter, event_record_dict, iter_events
+
+cli = typer.Typer(
+    help="Downvote: every thumbs-down on an LLM answer, in Slack, triaged.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+apps_cli = typer.Typer(
+    help="Register and manage the apps that send feedback.", no_args_is_help=True
+)
+db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+cli.add_typer(apps_cli, name="apps")
+cli.add_typer(db_cli, name="db")
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit code 1."""
+
+
+def fail(message: str) -> None:
+    raise UserError(message)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise UserError(f"invalid setting {where.upper()}: {first['msg']}") from None
+
+
+@contextmanager
+def transaction(settings: Settings) -> Iterator[Session]:
+    """One unit of work against the configured database, schema brought up to date first."""
+    from storage.migrate import upgrade
+
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(settings.database_url, engine)
+        with make_sessionmaker(engine).begin() as session:
+            yield session
+    except OperationalError as exc:
+        raise UserError(f"cannot use the database {engine.url!r}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Apply migrations, then run the receiver, the Slack worker and the scheduler."""
+    import uvicorn
+
+    from bot.service import build_service
+    from storage.migrate import upgrade
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(settings.database_url, engine)
+    except OperationalError as exc:
+        fail(f"cannot use the database {engine.url!r}: {exc.orig}")
+    app, _ = build_service(settings, engine=engine)
+    typer.echo(welcome_text(settings, host, port), err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
+
+
+def welcome_text(settings: Settings, host: str, port: int) -> str:
+    """What a newcomer needs to see next, printed when the server starts."""
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    if settings.preview_mode:
+        mode = "preview mode: no SLACK_BOT_TOKEN, so alerts are printed here"
+    else:
+        mode = "posting alerts to Slack"
+    return (
+        f"Downvote on http://{host}:{port} · database {database} · {mode}\n"
+        "Next, in another terminal:\n"
+        "  .venv/bin/downvote apps add my-app   # prints its signing secret and API key\n"
+        f"  .venv/bin/downvote send-test --url http://{host}:{port}   # a signed sample downvote\n"
+    )
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending database migrations."""
+    from storage.migrate import upgrade
+
+    settings = load_settings()
+    try:
+        upgrade(settings.database_url)
+    except OperationalError as exc:
+        fail(f"cannot use the database: {exc.orig}")
+    typer.echo("database is up to date")
+
+
+@apps_cli.command("add")
+def apps_add(
+    name: Annotated[str, typer.Argument(help="A name for the sending app, e.g. support-bot.")],
+    channel: Annotated[
+        str | None, typer.Option(help="Slack channel for this app's alerts (else SLACK_CHANNEL).")
+    ] = None,
+) -> None:
+    """Register an app; prints its signing secret and API key once."""
+    if not name.strip() or len(name) > 100:
+        fail("the app name must be 1 to 100 characters")
+    try:
+        with transaction(load_settings()) as session:
+            issued = app_store.create_app(session, name.strip(), channel=channel, now=now())
+    except app_store.AppNameTaken as exc:
+        fail(f"{exc}; use `downvote apps rotate {name}` for new credentials")
+    typer.echo(credentials_text(issued, heading=f"Registered app {name!r}."))
+
+
+def credentials_text(issued: app_store.IssuedCredentials, *, heading: str) -> str:
+    return (
+        f"{heading} Store these now: they are not shown again.\n"
+        f"  signing secret (Standard Webhooks): {issued.webhook_secret}\n"
+        f"  API key (Authorization: Bearer):    {issued.api_key}"
+    )
+
+
+@apps_cli.command("list")
+def apps_list() -> None:
+    """List registered apps."""
+    with transaction(load_settings()) as session:
+        apps = app_store.list_apps(session)
+        if not apps:
+            typer.echo("no apps yet: `downvote apps add NAME`")
+        for app in apps:
+            channel = app.channel or "(default channel)"
+            typer.echo(f"{app.name}\t{channel}\tcreated {app.created_at:%Y-%m-%d %H:%M} UTC")
+
+
+@apps_cli.command("rotate")
+def apps_rotate(name: str) -> None:
+    """Issue new credentials; the old ones keep working for 24 hours."""
+    try:
+        with transaction(load_settings()) as session:
+            issued = app_store.rotate_credentials(session, name, now=now())
+    except app_store.UnknownApp as exc:
+        fail(str(exc))
+    typer.echo(
+        credentials_text(issued, heading=f"New credentials for {name!r} (old ones work 24 h).")
+    )
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class RatingChoice(StrEnum):
+    down = "down"
+    up = "up"
+    any = "any"
+
+
+CSV_COLUMNS = [
+    "id", "app", "rating", "comment", "prompt", "response", "correction", "model", "feature",
+    "latency_ms", "confidence", "user_id", "session_id", "trace_id", "trace_url", "metrics",
+    "metadata", "occurred_at", "received_at", "categories", "status", "assignee", "notes",
+    "triaged_at", "triaged_by",
+]  # fmt: skip
+
+
+def _parse_day(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{option} must be a date like 2026-11-26, got {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def jsonl_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The event plus eval-dataset keys: input, output, expected."""
+    return {
+        **record,
+        "input": record["prompt"],
+        "output": record["response"],
+        "expected": record["correction"],
+    }
+
+
+def csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    """Flat cells: lists and objects as JSON text, categories separated by '; '."""
+    row = {key: record[key] for key in CSV_COLUMNS}
+    for key in ("prompt", "metrics", "metadata", "notes"):
+        if not isinstance(row[key], str) and row[key] is not None:
+            row[key] = json.dumps(row[key], ensure_ascii=False)
+    row["categories"] = "; ".join(record["categories"])
+    return row
+
+
+def write_export(records: Iterator[dict[str, Any]], out: TextIO, fmt: ExportFormat) -> int:
+    count = 0
+    if fmt is ExportFormat.csv:
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow(csv_row(record))
+            count += 1
+        return count
+    for record in records:
+        out.write(json.dumps(jsonl_row(record), ensure_ascii=False) + "\n")
+        count += 1
+    return count
+
+
+@cli.command()
+def export(
+    format: Annotated[ExportFormat, typer.Option("--format", help="Output format.")] = (
+        ExportFormat.jsonl
+    ),
+    rating: Annotated[RatingChoice, typer.Option(help="Which ratings.")] = RatingChoice.any,
+    category: Annotated[str | None, typer.Option(help="Only events with this category.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this date/time (UTC if no offset).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Before this date/time.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File (default stdout).")
+    ] = None,
+) -> None:
+    """One record per event: prompt, response, comment, categories, triage, notes."""
+    filters = EventFilter(
+        rating=None if rating is RatingChoice.any else rating.value,
+        category=category,
+        since=_parse_day(since, "--since"),
+        until=_parse_day(until, "--until"),
+    )
+    with transaction(load_settings()) as session:
+        records = (event_record_dict(r) for r in iter_events(session, filters))
+        if output is None:
+            count = write_export(records, sys.stdout, format)
+        else:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                count = write_export(records, out, format)
+    typer.echo(f"exported {count} events", err=True)
+
+
+@cli.command("send-test")
+def send_test(
+    url: Annotated[str, typer.Option(help="Where Downvote listens.")] = "http://127.0.0.1:8000",
+    app: Annotated[
+        str | None, typer.Option(help="App to sign as (default: the only app, or a new 'demo').")
+    ] = None,
+) -> None:
+    """Send a signed sample downvote, as your app would."""
+    from bot.send_test import send_sample_downvote
+
+    settings = load_settings()
+    with transaction(settings) as session:
+        secret, app_name, created = _test_app_secret(session, app)
+    if created:
+        typer.echo(f"Registered app {app_name!r} for the test (see `downvote apps list`).")
+    status, body = send_sample_downvote(url.rstrip("/"), secret)
+    if status != 202:
+        fail(f"Downvote at {url} answered {status}: {body}")
+    typer.echo(f"Sent a signed sample downvote as {app_name!r}: {status} {body}")
+
+
+def _test_app_secret(session: Session, name: str | None) -> tuple[str, str, bool]:
+    """The signing secret of the app to test with, registering 'demo' when there is none."""
+    apps = app_store.list_apps(session)
+    created = False
+    if name is None and len(apps) > 1:
+        names = ", ".join(a.name for a in apps)
+        raise UserError(f"several apps are registered ({names}): choose one with --app")
+    if name is None and not apps:
+        app_store.create_app(session, "demo", channel=None, now=now())
+        name, created = "demo", True
+    app = app_store.get_app(session, name) if name else apps[0]
+    secrets = [
+        c for c in app_store.active_credentials(session, now=now())
+        if c.app_id == app.id and c.kind == app_store.WEBHOOK_SECRET and c.secret
+    ]  # fmt: skip
+    return str(secrets[0].secret), app.name, created
+
+
+def main() -> None:
+    """Entry point: user mistakes are one line on stderr and exit 1, never a traceback."""
+    try:
+        cli(standalone_mode=True)
+    except (UserError, app_store.UnknownApp) as exc:
+        typer.echo(f"downvote: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,38 @@
+"""The FastAPI application factory for the feedback receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from webhooks.errors import install_error_handlers
+from webhooks.ingest import Ingestor
+from webhooks.routes import router
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    sessions: sessionmaker[Session],
+    *,
+    max_body_bytes: int,
+    lifespan: Lifespan | None = None,
+    on_downvotes_stored: Callable[[int], None] | None = None,
+) -> FastAPI:
+    """Build the receiver; the caller owns the database and anything that runs beside it."""
+    app = FastAPI(
+        title="Downvote",
+        summary="Every thumbs-down on an LLM answer, in Slack, triaged.",
+        version="1.0",
+        lifespan=lifespan,
+    )
+    ingestor = Ingestor(sessions=sessions, max_body_bytes=max_body_bytes)
+    if on_downvotes_stored is not None:
+        ingestor.on_stored = on_downvotes_stored
+    app.state.ingestor = ingestor
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,162 @@
+"""HTTP routes: each validates, calls one function, and answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from storage.events import EventFilter, event_record_dict, list_events
+from webhooks.auth import authenticate_api_key
+from webhooks.errors import BadRequest
+from webhooks.ingest import Ingestor, parse_body
+from webhooks.metrics import INGEST_SECONDS
+from webhooks.schemas import (
+    BatchAccepted,
+    EventPage,
+    FeedbackAccepted,
+    FeedbackBatchIn,
+    FeedbackIn,
+)
+
+router = APIRouter()
+
+
+def get_ingestor(request: Request) -> Ingestor:
+    ingestor: Ingestor = request.app.state.ingestor
+    return ingestor
+
+
+IngestorDep = Annotated[Ingestor, Depends(get_ingestor)]
+
+
+def _json_body(model: type[Any]) -> dict[str, Any]:
+    """Document the body in /docs: the routes read it raw, to check its signature first."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@router.post(
+    "/v1/feedback",
+    status_code=202,
+    response_model=FeedbackAccepted,
+    openapi_extra=_json_body(FeedbackIn),
+)
+async def post_feedback(request: Request, ingestor: IngestorDep) -> FeedbackAccepted:
+    """Store one feedback event; a repeated id answers `duplicate: true`."""
+    with INGEST_SECONDS.time():
+        caller, body = await ingestor.read(request)
+        event = parse_body(FeedbackIn, body)
+        new_event = event.to_new_event(webhook_id=caller.webhook_id, now=ingestor.clock())
+        [stored] = await run_in_threadpool(ingestor.store, caller, [new_event])
+    return FeedbackAccepted(id=stored.external_id, duplicate=stored.duplicate)
+
+
+@router.post(
+    "/v1/feedback/batch",
+    status_code=202,
+    response_model=BatchAccepted,
+    openapi_extra=_json_body(FeedbackBatchIn),
+)
+async def post_feedback_batch(request: Request, ingestor: IngestorDep) -> BatchAccepted:
+    """Store up to 1000 events; one invalid event rejects the whole batch."""
+    with INGEST_SECONDS.time():
+        caller, body = await ingestor.read(request)
+        batch = parse_body(FeedbackBatchIn, body)
+        now = ingestor.clock()
+        # Without an id of its own, the n-th event of a signed batch is keyed on webhook-id:n.
+        events = [
+            e.to_new_event(
+                webhook_id=f"{caller.webhook_id}:{n}" if caller.webhook_id else None, now=now
+            )
+            for n, e in enumerate(batch.events)
+        ]
+        stored = await run_in_threadpool(ingestor.store, caller, events)
+    duplicates = sum(s.duplicate for s in stored)
+    return BatchAccepted(
+        accepted=len(stored) - duplicates,
+        duplicates=duplicates,
+        ids=[s.external_id for s in stored],
+    )
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequest("cursor is not one this API returned") from None
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """A time without an offset in a query string means UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _encode_cursor(last_id: int | None) -> str | None:
+    if last_id is None:
+        return None
+    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+
+
+@router.get("/v1/feedback", response_model=EventPage)
+def get_feedback(
+    request: Request,
+    ingestor: IngestorDep,
+    rating: Literal["down", "up", "none"] | None = None,
+    category: str | None = None,
+    status: Literal["new", "acknowledged", "resolved", "not_a_model_issue"] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> EventPage:
+    """Read your app's events, newest first, a page at a time."""
+    caller = authenticate_api_key(request.headers, ingestor.credentials)
+    filters = EventFilter(
+        rating=rating,
+        category=category,
+        status=status,
+        since=_as_utc(since),
+        until=_as_utc(until),
+        app_id=caller.app_id,
+    )
+    with ingestor.sessions() as session:
+        records, last_id = list_events(
+            session, filters, limit=limit, after_id=_decode_cursor(cursor)
+        )
+        events = [event_record_dict(r) for r in records]
+    return EventPage(events=events, next_cursor=_encode_cursor(last_id))
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(ingestor: IngestorDep, response: Response) -> dict[str, str]:
+    """Readiness: the database answers."""
+    try:
+        with ingestor.sessions() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means "not ready"
+        response.status_code = 503
+        return {"status": "unavailable", "reason": type(exc).__name__}
+    return {"status": "ok"}
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

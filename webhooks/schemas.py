@@ -1,0 +1,109 @@
+"""The feedback event as apps send it, validated with pydantic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from storage.events import NewEvent, new_external_id
+
+MAX_BATCH = 1000
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000; refuse it on every database so behaviour is the same.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+ShortText = Annotated[str, Field(max_length=255), AfterValidator(_no_nul)]
+
+
+class ChatMessage(BaseModel):
+    """One turn of a chat prompt; extra keys (name, tool_calls…) are kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: ShortText
+    content: Any = None
+
+
+class FeedbackIn(BaseModel):
+    """One feedback event. Only `prompt` and `response` are required."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: ShortText | None = Field(default=None, min_length=1)
+    rating: Literal["down", "up"] | None = None
+    comment: Text | None = None
+    prompt: Text | list[ChatMessage]
+    response: Text
+    model: ShortText | None = None
+    feature: ShortText | None = None
+    latency_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    confidence: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    user_id: ShortText | None = None
+    session_id: ShortText | None = None
+    trace_id: ShortText | None = None
+    trace_url: Annotated[Text, Field(pattern=r"^https?://\S+$", max_length=4096)] | None = None
+    correction: Text | None = None
+    metrics: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    occurred_at: datetime | None = None
+
+    def to_new_event(self, *, webhook_id: str | None, now: datetime) -> NewEvent:
+        """Resolve the idempotency key and defaults into what storage keeps."""
+        occurred_at = self.occurred_at or now
+        if occurred_at.tzinfo is None:
+            occurred_at = occurred_at.replace(tzinfo=UTC)
+        prompt: str | list[dict[str, Any]] = (
+            self.prompt
+            if isinstance(self.prompt, str)
+            else [m.model_dump(mode="json", exclude_unset=True) for m in self.prompt]
+        )
+        return NewEvent(
+            external_id=self.id or webhook_id or new_external_id(),
+            prompt=prompt,
+            response=self.response,
+            occurred_at=occurred_at,
+            rating=self.rating,
+            comment=self.comment,
+            model=self.model,
+            feature=self.feature,
+            latency_ms=self.latency_ms,
+            confidence=self.confidence,
+            user_id=self.user_id,
+            session_id=self.session_id,
+            trace_id=self.trace_id,
+            trace_url=self.trace_url,
+            correction=self.correction,
+            metrics=self.metrics,
+            metadata=self.metadata,
+            webhook_id=webhook_id,
+        )
+
+
+class FeedbackBatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[FeedbackIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class FeedbackAccepted(BaseModel):
+    id: str
+    duplicate: bool
+
+
+class BatchAccepted(BaseModel):
+    accepted: int
+    duplicates: int
+    ids: list[str]
+
+
+class EventPage(BaseModel):
+    events: list[dict[str, Any]]
+    next_cursor: str | None
