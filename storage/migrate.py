@@ -26,10 +26,20 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def upgrade(database_url: str, engine: Engine | None = None) -> None:
     """Bring the schema to the newest revision; PostgreSQL replicas serialise on a lock."""
+    own_engine = engine is None
     engine = engine or make_engine(database_url)
+    try:
+        _upgrade(engine)
+    finally:
+        if own_engine:
+            engine.dispose()  # closing the last SQLite connection also checkpoints the WAL
+
+
+def _upgrade(engine: Engine) -> None:
     with engine.connect() as connection:
         if is_sqlite(engine):
             command.upgrade(alembic_config(connection), "head")
+            connection.commit()
             return
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         try:

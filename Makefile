@@ -1,0 +1,41 @@
+# Two commands: `make run` and `make test`. Both set up .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+TEST_BACKENDS ?= sqlite
+PYTEST_ARGS ?=
+
+.PHONY: run test test-all lint bench-ingest bench-delivery bench-summary clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP) ## start the service on SQLite at http://127.0.0.1:8000
+	$(VENV)/bin/downvote serve
+
+test: $(STAMP) ## the test suite (TEST_BACKENDS=sqlite|postgresql|sqlite,postgresql)
+	DOWNVOTE_TEST_BACKENDS=$(TEST_BACKENDS) $(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: $(STAMP) ## the suite on SQLite and on PostgreSQL (127.0.0.1:5432)
+	$(MAKE) test TEST_BACKENDS=sqlite,postgresql
+
+lint: $(STAMP) ## ruff, mypy --strict, hadolint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
+
+bench-ingest: $(STAMP) ## ingest throughput vs a bare FastAPI endpoint
+	$(PY) benchmarks/ingest.py
+
+bench-delivery: $(STAMP) ## webhook-to-Slack latency and burst drain against a fake Slack
+	$(PY) benchmarks/delivery.py
+
+bench-summary: $(STAMP) ## criteria over 1M events, SQLite and PostgreSQL
+	$(PY) benchmarks/summary.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

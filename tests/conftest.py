@@ -1,0 +1,160 @@
+"""Shared fixtures: a fresh database per test on each backend, the real app, signed requests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.service import build_service
+from bot.settings import Settings
+from storage.apps import IssuedCredentials, create_app
+from storage.db import make_engine, make_sessionmaker
+from storage.migrate import upgrade
+from storage.models import Base
+from tests.polling import wait_until
+from tests.signing import utc_now
+
+PG_ADMIN_URL = os.environ.get(
+    "DOWNVOTE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = [b.strip() for b in os.environ.get("DOWNVOTE_TEST_BACKENDS", "sqlite").split(",")]
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test run, migrated once."""
+    name = f"downvote_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies instead of migrating again."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database on each backend under test."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_database")
+        _truncate_all(url)
+        return url
+    if request.param != "sqlite":
+        raise ValueError(f"unknown backend {request.param!r} in DOWNVOTE_TEST_BACKENDS")
+    path = tmp_path / "downvote.db"
+    shutil.copy(request.getfixturevalue("sqlite_template"), path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    """Settings as a user would give them, with nothing leaking in from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "DOWNVOTE_")) and not name.startswith("DOWNVOTE_TEST"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return Settings(database_url=database_url)
+
+
+@dataclass
+class RegisteredApp:
+    name: str
+    secret: str
+    api_key: str
+    app_id: int
+
+
+def register_app(
+    sessions: sessionmaker[Session], name: str = "support-bot", channel: str | None = None
+) -> RegisteredApp:
+    with sessions.begin() as session:
+        issued: IssuedCredentials = create_app(session, name, channel=channel, now=utc_now())
+        return RegisteredApp(name, issued.webhook_secret, issued.api_key, issued.app.id)
+
+
+@pytest.fixture
+def registered_app(sessions: sessionmaker[Session]) -> RegisteredApp:
+    return register_app(sessions)
+
+
+@pytest.fixture
+def service(settings: Settings) -> FastAPI:
+    app, _ = build_service(settings)
+    return app
+
+
+@pytest.fixture
+def client(service: FastAPI) -> Iterator[TestClient]:
+    with TestClient(service) as test_client:
+        yield test_client
+
+
+class LiveServer:
+    """The real app under uvicorn on an ephemeral loopback port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), "uvicorn to start")
+        if not self.server.started:
+            raise RuntimeError("uvicorn did not start")
+        return self
+
+    @property
+    def url(self) -> str:
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+
+
+@pytest.fixture
+def live_server(service: FastAPI) -> Iterator[LiveServer]:
+    with LiveServer(service) as server:
+        yield server

@@ -1,0 +1,403 @@
+"""Feedback ingestion through the real app: authentication, validation, idempotency, read-back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import Alert, FeedbackEvent
+from tests.conftest import LiveServer, RegisteredApp, register_app
+from tests.signing import signed, utc_now
+
+EMOJI_PROMPT = ("Résumé ✅ 👩🏽‍💻 <!channel> & <@U1> \n" * 3000)[:100_000]
+FULL_EVENT: dict[str, Any] = {
+    "id": "fb_full_1",
+    "rating": "down",
+    "comment": "It invented a citation",
+    "prompt": EMOJI_PROMPT,
+    "response": "See Smith (2015) 📚",
+    "model": "gpt-x-2026-01",
+    "feature": "summarize",
+    "latency_ms": 840,
+    "confidence": 0.93,
+    "user_id": "u_42",
+    "session_id": "s_9",
+    "trace_id": "abc",
+    "trace_url": "https://traces.example.com/abc",
+    "correction": "Vaswani et al. (2017)",
+    "metrics": {"tests_passed": True, "label_match": False, "score": 0.5},
+    "metadata": {"plan": "pro", "nested": {"a": [1, 2]}},
+    "occurred_at": "2026-11-26T10:00:00+00:00",
+}
+CHAT_EVENT: dict[str, Any] = {
+    "id": "fb_chat_1",
+    "rating": "up",
+    "prompt": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Summarise 🧾 this"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "t1"}]},
+    ],
+    "response": "Done.",
+}
+
+
+def count_events(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(FeedbackEvent)) or 0
+
+
+def post_signed(
+    client: TestClient, app: RegisteredApp, payload: Any, **kwargs: Any
+) -> httpx.Response:
+    body, headers = signed(app.secret, payload, **kwargs)
+    return client.post("/v1/feedback", content=body, headers=headers)
+
+
+def read_back(client: TestClient, app: RegisteredApp, **params: Any) -> list[dict[str, Any]]:
+    response = client.get(
+        "/v1/feedback", params=params, headers={"authorization": f"Bearer {app.api_key}"}
+    )
+    assert response.status_code == 200, response.text
+    events: list[dict[str, Any]] = response.json()["events"]
+    return events
+
+
+def assert_fields_intact(sent: dict[str, Any], stored: dict[str, Any]) -> None:
+    for key, value in sent.items():
+        if key == "occurred_at":
+            assert stored[key].replace("+00:00", "Z") == value.replace("+00:00", "Z")
+        else:
+            assert stored[key] == value, key
+
+
+def test_signed_event_is_stored_and_read_back_intact(
+    client: TestClient, registered_app: RegisteredApp
+) -> None:
+    for event in (FULL_EVENT, CHAT_EVENT):
+        response = post_signed(client, registered_app, event)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"id": event["id"], "duplicate": False}
+    by_id = {e["id"]: e for e in read_back(client, registered_app)}
+    assert_fields_intact(FULL_EVENT, by_id["fb_full_1"])
+    assert_fields_intact(CHAT_EVENT, by_id["fb_chat_1"])
+    assert by_id["fb_full_1"]["app"] == registered_app.name
+
+
+def test_api_key_authenticates_and_only_downvotes_get_alerts(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    headers = {"authorization": f"Bearer {registered_app.api_key}"}
+    for rating in ("down", "up", None):
+        event = {"prompt": "p", "response": "r", "rating": rating}
+        assert client.post("/v1/feedback", json=event, headers=headers).status_code == 202
+    with sessions() as session:
+        alerts = session.scalars(select(Alert)).all()
+        assert len(alerts) == 1
+        assert alerts[0].event.rating == "down"
+        assert alerts[0].status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (
+            lambda b, h, app: (
+                b,
+                {
+                    **h,
+                    "webhook-signature": signed(  # wrong secret
+                        "whsec_" + "QUJD" * 8, json.loads(b)
+                    )[1]["webhook-signature"],
+                },
+            ),
+            "matches no app",
+        ),
+        (lambda b, h, app: (b, {"content-type": "application/json"}), "missing credentials"),
+        (
+            lambda b, h, app: (b, {k: v for k, v in h.items() if k != "webhook-timestamp"}),
+            "webhook-timestamp",
+        ),
+        (lambda b, h, app: (b.replace(b'"r"', b'"R"'), h), "matches no app"),
+        (lambda b, h, app: (b, {**h, "webhook-signature": "garbage"}), "malformed"),
+        (
+            lambda b, h, app: (
+                b,
+                {"content-type": "application/json", "authorization": "Bearer dv_nope"},
+            ),
+            "API key",
+        ),
+    ],
+    ids=["wrong-secret", "no-headers", "missing-timestamp", "changed-byte", "bad-sig", "bad-key"],
+)
+def test_bad_credentials_get_401_and_store_nothing(
+    client: TestClient,
+    registered_app: RegisteredApp,
+    sessions: sessionmaker[Session],
+    mutate: Any,
+    reason: str,
+) -> None:
+    body, headers = signed(registered_app.secret, {"prompt": "p", "response": "r"})
+    body, headers = mutate(body, headers, registered_app)
+    response = client.post("/v1/feedback", content=body, headers=headers)
+    assert response.status_code == 401
+    assert reason in response.json()["detail"]
+    assert count_events(sessions) == 0
+
+
+def test_timestamp_six_minutes_old_is_refused(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    response = post_signed(
+        client,
+        registered_app,
+        {"prompt": "p", "response": "r"},
+        at=utc_now() - timedelta(minutes=6),
+    )
+    assert response.status_code == 401
+    assert "5 minutes" in response.json()["detail"]
+    assert count_events(sessions) == 0
+
+
+def test_rotated_secret_keeps_working_beside_the_new_one(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    from storage.apps import rotate_credentials
+
+    with sessions.begin() as session:
+        issued = rotate_credentials(session, registered_app.name, now=utc_now())
+    old = post_signed(client, registered_app, {"prompt": "p", "response": "old"})
+    new_app = RegisteredApp(registered_app.name, issued.webhook_secret, issued.api_key, 0)
+    new = post_signed(client, new_app, {"prompt": "p", "response": "new"})
+    assert (old.status_code, new.status_code) == (202, 202)
+
+
+def test_the_app_comes_from_the_credential_not_the_body(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    other = register_app(sessions, "other-app")
+    assert (
+        post_signed(client, other, {"id": "x1", "prompt": "p", "response": "r"}).status_code == 202
+    )
+    assert read_back(client, registered_app) == []
+    assert [e["app"] for e in read_back(client, other)] == ["other-app"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "detail"),
+    [
+        (b'{"prompt": "p", "response": ', "application/json", 400, "malformed JSON"),
+        (b'{"prompt": "\xff\xfe", "response": "r"}', "application/json", 400, "UTF-8"),
+        (b'{"prompt": "p", "response": "r"}', "text/plain", 415, "application/json"),
+        (b'{"response": "r"}', "application/json", 422, "prompt"),
+        (
+            b'{"prompt": "p", "response": "r", "confidence": "high"}',
+            "application/json",
+            422,
+            "confidence",
+        ),
+        (b'{"prompt": "p", "response": "r", "rating": "meh"}', "application/json", 422, "rating"),
+        (b'{"prompt": "p\\u0000", "response": "r"}', "application/json", 422, "prompt"),
+    ],
+    ids=["malformed", "not-utf8", "content-type", "no-prompt", "confidence-high", "rating", "nul"],
+)
+def test_bad_input_gets_a_clear_error_and_stores_nothing(
+    client: TestClient,
+    registered_app: RegisteredApp,
+    sessions: sessionmaker[Session],
+    body: bytes,
+    content_type: str,
+    status: int,
+    detail: str,
+) -> None:
+    headers = {"content-type": content_type, "authorization": f"Bearer {registered_app.api_key}"}
+    response = client.post("/v1/feedback", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert detail in json.dumps(response.json())
+    assert count_events(sessions) == 0
+
+
+def test_signed_non_utf8_body_gets_400(client: TestClient, registered_app: RegisteredApp) -> None:
+    _, headers = signed(registered_app.secret, {"prompt": "p", "response": "r"})
+    response = client.post("/v1/feedback", content=b'{"prompt": "\xff"}', headers=headers)
+    assert response.status_code == 400
+
+
+def test_422_names_the_failing_field(client: TestClient, registered_app: RegisteredApp) -> None:
+    response = post_signed(
+        client, registered_app, {"prompt": "p", "response": "r", "confidence": "high"}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["confidence"]
+    assert "number" in error["msg"]
+
+
+def test_5mb_body_is_refused_with_413_without_being_stored(
+    live_server: LiveServer, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    payload = {"prompt": "x" * (5 * 1024 * 1024), "response": "r"}
+    body, headers = signed(registered_app.secret, payload)
+    declared = httpx.post(f"{live_server.url}/v1/feedback", content=body, headers=headers)
+    assert declared.status_code == 413
+
+    def chunks() -> Any:  # no Content-Length: the limit must hold while streaming
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    streamed = httpx.post(f"{live_server.url}/v1/feedback", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+    assert "1048576 bytes" in streamed.json()["detail"]
+    assert count_events(sessions) == 0
+
+
+def test_batch_with_one_bad_event_stores_none(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    events = [{"prompt": f"p{n}", "response": "r", "rating": "down"} for n in range(5)]
+    events[3]["confidence"] = 7
+    body, headers = signed(registered_app.secret, {"events": events})
+    response = client.post("/v1/feedback/batch", content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["events", 3, "confidence"]
+    assert count_events(sessions) == 0
+
+
+def test_batch_stores_all_and_reports_duplicates(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    events = [{"id": f"b{n}", "prompt": "p", "response": "r", "rating": "down"} for n in range(10)]
+    body, headers = signed(registered_app.secret, {"events": events})
+    first = client.post("/v1/feedback/batch", content=body, headers=headers)
+    assert first.json() == {"accepted": 10, "duplicates": 0, "ids": [f"b{n}" for n in range(10)]}
+    body, headers = signed(
+        registered_app.secret,
+        {"events": [*events[5:], {"id": "b10", "prompt": "p", "response": "r"}]},
+    )
+    second = client.post("/v1/feedback/batch", content=body, headers=headers)
+    assert second.json()["accepted"] == 1 and second.json()["duplicates"] == 5
+    assert count_events(sessions) == 11
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Alert)) == 10
+
+
+def test_batch_over_1000_events_is_refused(
+    client: TestClient, registered_app: RegisteredApp
+) -> None:
+    events = [{"prompt": "p", "response": "r"}] * 1001
+    body, headers = signed(registered_app.secret, {"events": events})
+    response = client.post("/v1/feedback/batch", content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["events"]
+
+
+def test_webhook_id_is_the_idempotency_key_when_the_event_has_none(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    payload = {"prompt": "p", "response": "r", "rating": "down"}
+    first = post_signed(client, registered_app, payload, msg_id="msg_retry_1")
+    again = post_signed(client, registered_app, payload, msg_id="msg_retry_1")
+    assert first.json() == {"id": "msg_retry_1", "duplicate": False}
+    assert again.json() == {"id": "msg_retry_1", "duplicate": True}
+    assert count_events(sessions) == 1
+
+
+def test_same_event_id_twenty_times_concurrently_is_stored_once(
+    live_server: LiveServer, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    payload = {"id": "fb_race", "prompt": "p", "response": "r", "rating": "down"}
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+            requests = []
+            for _ in range(20):
+                body, headers = signed(registered_app.secret, payload)
+                requests.append(http.post("/v1/feedback", content=body, headers=headers))
+            return await asyncio.gather(*requests)
+
+    responses = asyncio.run(send_all())
+    assert [r.status_code for r in responses] == [202] * 20
+    assert sorted(r.json()["duplicate"] for r in responses) == [False] + [True] * 19
+    assert count_events(sessions) == 1
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Alert)) == 1
+
+
+def test_read_api_filters_and_pages(client: TestClient, registered_app: RegisteredApp) -> None:
+    for n in range(7):
+        rating = "down" if n % 2 else "up"
+        event = {
+            "id": f"e{n}",
+            "prompt": "p",
+            "response": "r",
+            "rating": rating,
+            "occurred_at": f"2026-11-2{n}T12:00:00Z",
+        }
+        assert post_signed(client, registered_app, event).status_code == 202
+    headers = {"authorization": f"Bearer {registered_app.api_key}"}
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/feedback", params=params, headers=headers).json()
+        seen += [e["id"] for e in page["events"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"e{n}" for n in reversed(range(7))]
+    downs = read_back(client, registered_app, rating="down", since="2026-11-22T00:00:00Z")
+    assert [e["id"] for e in downs] == ["e5", "e3"]
+    assert client.get("/v1/feedback", params={"cursor": "%%%"}, headers=headers).status_code == 400
+    assert client.get("/v1/feedback").status_code == 401
+
+
+def test_health_readiness_and_metrics(client: TestClient, registered_app: RegisteredApp) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}
+    post_signed(client, registered_app, {"prompt": "p", "response": "r", "rating": "down"})
+    metrics = client.get("/metrics").text
+    assert 'downvote_events_stored_total{rating="down"}' in metrics
+
+
+text_st = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=300
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    prompt=st.one_of(
+        text_st,
+        st.lists(
+            st.fixed_dictionaries(
+                {"role": text_st.filter(lambda s: len(s) <= 255), "content": text_st}
+            ),
+            max_size=4,
+        ),
+    ),
+    response=text_st,
+    comment=st.none() | text_st,
+)
+def test_any_text_round_trips_exactly(
+    client: TestClient,
+    registered_app: RegisteredApp,
+    prompt: Any,
+    response: str,
+    comment: str | None,
+) -> None:
+    event = {"prompt": prompt, "response": response, "comment": comment}
+    answer = post_signed(client, registered_app, event)
+    assert answer.status_code == 202, answer.text
+    stored = next(e for e in read_back(client, registered_app, limit=1))
+    assert (stored["prompt"], stored["response"], stored["comment"]) == (prompt, response, comment)
