@@ -1,0 +1,574 @@
+"""Success criteria and summary numbers, computed in the database.
+
+Everything here aggregates in SQL and returns a handful of rows, whatever the number of events.
+Percentiles are nearest-rank (the value at rank ceil(p/100 * n) in ascending order), computed with
+ROW_NUMBER() and integer arithmetic so SQLite and PostgreSQL give the same answer to the bit.
+Periods are half-open [start, end) on `occurred_at`. Functions take a session and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from itertools import pairwise
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Select,
+    and_,
+    case,
+    cast,
+    exists,
+    extract,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from storage.models import Alert, App, EventCategory, FeedbackEvent, Triage
+
+DOWN = "down"
+UP = "up"
+NEW = "new"
+NOT_A_MODEL_ISSUE = "not_a_model_issue"
+EXCERPT_CHARS = 300
+METRIC_PREFIX = "metrics."
+
+# ---------------------------------------------------------------------------------------------
+# What a criterion asks: plain data, so storage needs nothing from bot/config.
+
+
+@dataclass(frozen=True)
+class CriterionFilter:
+    """Which events a criterion looks at; every set field must match."""
+
+    app: str | None = None
+    feature: str | None = None
+    model: str | None = None
+    confidence_above: float | None = None
+    rated_only: bool = False
+
+
+@dataclass(frozen=True)
+class RatedUp:
+    """The user gave a thumbs-up."""
+
+
+@dataclass(frozen=True)
+class NotDownvoted:
+    """Up or unrated: silence counts as agreement."""
+
+
+@dataclass(frozen=True)
+class NotDownvotedAsModelIssue:
+    """Not downvoted, or downvoted but triaged as *Not a model issue*."""
+
+
+@dataclass(frozen=True)
+class MetricIs:
+    """`metrics.<name>` is the boolean `value`; events that don't report it are not counted."""
+
+    name: str
+    value: bool
+
+
+Condition = RatedUp | NotDownvoted | NotDownvotedAsModelIssue | MetricIs
+
+
+@dataclass(frozen=True)
+class ShareSpec:
+    condition: Condition
+    filter: CriterionFilter = CriterionFilter()
+
+
+@dataclass(frozen=True)
+class PercentileSpec:
+    """pN of `field`: "latency_ms", "confidence" or "metrics.<name>" (numbers only)."""
+
+    field: str
+    percentile: float
+    filter: CriterionFilter = CriterionFilter()
+
+
+CriterionSpec = ShareSpec | PercentileSpec
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    """The value (None when no event qualifies) and how many events it was computed over."""
+
+    value: float | None
+    sample: int
+
+
+EMPTY = CriterionResult(value=None, sample=0)
+
+
+@dataclass(frozen=True)
+class CriterionSeries:
+    """One result per consecutive period, and one for their union."""
+
+    periods: list[CriterionResult]
+    whole: CriterionResult
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL building blocks
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _metric_number(name: str, dialect: str) -> ColumnElement[Any]:
+    """A metric as a float, NULL unless the event sent a JSON number (never a cast error)."""
+    if dialect == "postgresql":
+        element = FeedbackEvent.metrics[name]
+        return case(
+            (func.json_typeof(element) == "number", element.as_float()),
+        )
+    path = _sqlite_json_path(name)
+    return case(
+        (
+            func.json_type(FeedbackEvent.metrics, path).in_(["integer", "real"]),
+            func.json_extract(FeedbackEvent.metrics, path),
+        ),
+        else_=None,
+    ).cast(Float)
+
+
+def _metric_is(name: str, value: bool, dialect: str) -> tuple[ColumnElement[bool], ...]:
+    """(reported as a boolean, equals `value`) for `metrics.<name>`."""
+    if dialect == "postgresql":
+        element = FeedbackEvent.metrics[name]
+        return (
+            func.json_typeof(element) == "boolean",
+            element.as_string() == ("true" if value else "false"),
+        )
+    json_type = func.json_type(FeedbackEvent.metrics, _sqlite_json_path(name))
+    return (json_type.in_(["true", "false"]), json_type == ("true" if value else "false"))
+
+
+def _sqlite_json_path(name: str) -> str:
+    return '$."' + name.replace('"', '""') + '"'
+
+
+def _value_of(field: str, dialect: str) -> ColumnElement[Any]:
+    if field == "latency_ms":
+        return FeedbackEvent.latency_ms.expression
+    if field == "confidence":
+        return FeedbackEvent.confidence.expression
+    if field.startswith(METRIC_PREFIX) and len(field) > len(METRIC_PREFIX):
+        return _metric_number(field.removeprefix(METRIC_PREFIX), dialect)
+    raise ValueError(f"unknown percentile field {field!r}")
+
+
+def _filter_clauses(spec_filter: CriterionFilter) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if spec_filter.app is not None:
+        clauses.append(FeedbackEvent.app_id.in_(select(App.id).where(App.name == spec_filter.app)))
+    if spec_filter.feature is not None:
+        clauses.append(FeedbackEvent.feature == spec_filter.feature)
+    if spec_filter.model is not None:
+        clauses.append(FeedbackEvent.model == spec_filter.model)
+    if spec_filter.confidence_above is not None:
+        clauses.append(FeedbackEvent.confidence > spec_filter.confidence_above)
+    if spec_filter.rated_only:
+        clauses.append(FeedbackEvent.rating.is_not(None))
+    return clauses
+
+
+def _not_downvoted() -> ColumnElement[bool]:
+    return func.coalesce(FeedbackEvent.rating, "") != DOWN
+
+
+def _triaged_as_not_model_issue() -> ColumnElement[bool]:
+    return exists().where(Triage.event_id == FeedbackEvent.id, Triage.status == NOT_A_MODEL_ISSUE)
+
+
+def _condition(
+    condition: Condition, dialect: str
+) -> tuple[ColumnElement[bool], list[ColumnElement[bool]]]:
+    """(what counts as meeting it, what else an event needs to be counted at all)."""
+    match condition:
+        case RatedUp():
+            return FeedbackEvent.rating == UP, []
+        case NotDownvoted():
+            return _not_downvoted(), []
+        case NotDownvotedAsModelIssue():
+            return or_(_not_downvoted(), _triaged_as_not_model_issue()), []
+        case MetricIs(name=name, value=value):
+            reported, equals = _metric_is(name, value, dialect)
+            return equals, [reported]
+
+
+def _in_periods(bounds: Sequence[datetime]) -> ColumnElement[bool]:
+    return and_(FeedbackEvent.occurred_at >= bounds[0], FeedbackEvent.occurred_at < bounds[-1])
+
+
+def _period_index(bounds: Sequence[datetime]) -> ColumnElement[int]:
+    """0 for events in [bounds[0], bounds[1]), 1 for the next period, and so on."""
+    if len(bounds) == 2:
+        return literal_column("0")
+    return case(
+        *[
+            (FeedbackEvent.occurred_at < bound, literal_column(str(i)))
+            for i, bound in enumerate(bounds[1:-1])
+        ],
+        else_=literal_column(str(len(bounds) - 2)),
+    )
+
+
+def _check_bounds(bounds: Sequence[datetime]) -> None:
+    if len(bounds) < 2 or any(a >= b for a, b in pairwise(bounds)):
+        raise ValueError("bounds must be at least two strictly increasing instants")
+
+
+def nearest_rank(n: int, percentile: float) -> int:
+    """The 1-based rank of the pN value among n sorted values: ceil(p/100 * n), at least 1."""
+    p = _exact(percentile)
+    return max(1, -((-n * p.numerator) // (100 * p.denominator)))
+
+
+def _exact(percentile: float) -> Fraction:
+    # Through str, so 99.9 means 999/10 rather than the nearest binary fraction.
+    return Fraction(str(percentile))
+
+
+def _rank_sql(n: ColumnElement[int], percentile: float) -> ColumnElement[int]:
+    """ceil(n * num / den) in integer arithmetic, identical on every database."""
+    p = _exact(percentile)
+    numerator, denominator = p.numerator, 100 * p.denominator
+    return (n * numerator + (denominator - 1)) // denominator
+
+
+# ---------------------------------------------------------------------------------------------
+# Criteria
+
+
+def compute_criterion(
+    session: Session, spec: CriterionSpec, start: datetime, end: datetime
+) -> CriterionResult:
+    """The criterion's value over [start, end)."""
+    return compute_criterion_series(session, spec, [start, end]).whole
+
+
+def compute_criterion_series(
+    session: Session, spec: CriterionSpec, bounds: Sequence[datetime]
+) -> CriterionSeries:
+    """The criterion for each period between consecutive `bounds`, and over all of them.
+
+    One query for all periods: a week's trend costs one scan, not seven.
+    """
+    _check_bounds(bounds)
+    if isinstance(spec, ShareSpec):
+        return _share_series(session, spec, bounds)
+    return _percentile_series(session, spec, bounds)
+
+
+def _share_series(session: Session, spec: ShareSpec, bounds: Sequence[datetime]) -> CriterionSeries:
+    meets, required = _condition(spec.condition, _dialect(session))
+    period = _period_index(bounds).label("period")
+    query = (
+        select(period, func.count().label("sample"), func.count(case((meets, 1))).label("met"))
+        .where(_in_periods(bounds), *_filter_clauses(spec.filter), *required)
+        .group_by(period)
+    )
+    counts = {row.period: (row.sample, row.met) for row in session.execute(query)}
+    periods = [_share(*counts.get(i, (0, 0))) for i in range(len(bounds) - 1)]
+    total_sample = sum(sample for sample, _ in counts.values())
+    total_met = sum(met for _, met in counts.values())
+    return CriterionSeries(periods=periods, whole=_share(total_sample, total_met))
+
+
+def _share(sample: int, met: int) -> CriterionResult:
+    # Divide in Python from exact integer counts: no database float formatting differences.
+    return CriterionResult(value=met / sample if sample else None, sample=sample)
+
+
+def _percentile_series(
+    session: Session, spec: PercentileSpec, bounds: Sequence[datetime]
+) -> CriterionSeries:
+    value = _value_of(spec.field, _dialect(session))
+    period = _period_index(bounds)
+    ranked = (
+        select(
+            period.label("period"),
+            value.label("value"),
+            func.row_number().over(partition_by=period, order_by=value).label("rank_in_period"),
+            func.count().over(partition_by=period).label("n_in_period"),
+            func.row_number().over(order_by=value).label("rank_overall"),
+            func.count().over().label("n_overall"),
+        )
+        .where(_in_periods(bounds), value.is_not(None), *_filter_clauses(spec.filter))
+        .subquery()
+    )
+    query = select(ranked).where(
+        or_(
+            ranked.c.rank_in_period == _rank_sql(ranked.c.n_in_period, spec.percentile),
+            ranked.c.rank_overall == _rank_sql(ranked.c.n_overall, spec.percentile),
+        )
+    )
+    periods = [EMPTY] * (len(bounds) - 1)
+    whole = EMPTY
+    for row in session.execute(query):
+        if row.rank_in_period == nearest_rank(row.n_in_period, spec.percentile):
+            periods[row.period] = CriterionResult(float(row.value), row.n_in_period)
+        if row.rank_overall == nearest_rank(row.n_overall, spec.percentile):
+            whole = CriterionResult(float(row.value), row.n_overall)
+    return CriterionSeries(periods=periods, whole=whole)
+
+
+# ---------------------------------------------------------------------------------------------
+# Downvotes and triage
+
+
+@dataclass(frozen=True)
+class DownvoteCounts:
+    events: int
+    downvotes: int
+    triaged: int
+
+
+@dataclass(frozen=True)
+class NameCount:
+    name: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class CategoryChange:
+    name: str
+    count: int
+    previous: int
+
+
+@dataclass(frozen=True)
+class DownvoteRef:
+    """A downvote to point at: enough to recognise it, and where its Slack alert is."""
+
+    event_id: int
+    occurred_at: datetime
+    app: str
+    feature: str | None
+    model: str | None
+    comment: str | None  # the first EXCERPT_CHARS characters
+    response: str  # the first EXCERPT_CHARS characters
+    slack_channel_id: str | None
+    slack_ts: str | None
+
+
+@dataclass(frozen=True)
+class MedianDuration:
+    seconds: float | None
+    sample: int
+
+
+def _triaged() -> ColumnElement[bool]:
+    """Someone looked at it: a status other than new, or at least one category."""
+    return or_(
+        exists().where(Triage.event_id == FeedbackEvent.id, Triage.status != NEW),
+        exists().where(EventCategory.event_id == FeedbackEvent.id),
+    )
+
+
+def _downvoted_between(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    return [
+        FeedbackEvent.rating == DOWN,
+        FeedbackEvent.occurred_at >= start,
+        FeedbackEvent.occurred_at < end,
+    ]
+
+
+def downvote_counts(session: Session, start: datetime, end: datetime) -> DownvoteCounts:
+    """Events, downvotes, and downvotes already triaged, in [start, end)."""
+    is_down = FeedbackEvent.rating == DOWN
+    row = session.execute(
+        select(
+            func.count(),
+            func.count(case((is_down, 1))),
+            func.count(case((and_(is_down, _triaged()), 1))),
+        ).where(FeedbackEvent.occurred_at >= start, FeedbackEvent.occurred_at < end)
+    ).one()
+    return DownvoteCounts(events=row[0], downvotes=row[1], triaged=row[2])
+
+
+def top_categories(
+    session: Session, start: datetime, end: datetime, *, limit: int = 5
+) -> list[NameCount]:
+    """Categories on downvotes of [start, end), most used first."""
+    count = func.count().label("n")
+    query = (
+        select(EventCategory.category, count)
+        .select_from(EventCategory)
+        .join(FeedbackEvent, FeedbackEvent.id == EventCategory.event_id)
+        .where(*_downvoted_between(start, end))
+        .group_by(EventCategory.category)
+        .order_by(count.desc(), EventCategory.category)
+        .limit(limit)
+    )
+    return [NameCount(name, n) for name, n in session.execute(query)]
+
+
+def categories_compared(
+    session: Session, previous_start: datetime, start: datetime, end: datetime
+) -> list[CategoryChange]:
+    """Category counts in [start, end) beside [previous_start, start), busiest first."""
+    bounds = [previous_start, start, end]
+    period = _period_index(bounds).label("period")
+    query = (
+        select(EventCategory.category, period, func.count().label("n"))
+        .select_from(EventCategory)
+        .join(FeedbackEvent, FeedbackEvent.id == EventCategory.event_id)
+        .where(*_downvoted_between(previous_start, end))
+        .group_by(EventCategory.category, period)
+    )
+    counts: dict[str, list[int]] = {}
+    for name, index, n in session.execute(query):
+        counts.setdefault(name, [0, 0])[index] = n
+    changes = [CategoryChange(name, now, before) for name, (before, now) in counts.items()]
+    return sorted(changes, key=lambda c: (-c.count, -c.previous, c.name))
+
+
+def top_downvoted(
+    session: Session,
+    by: Literal["feature", "model", "app"],
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = 5,
+) -> list[NameCount]:
+    """Features (or models, or apps) with the most downvotes in [start, end)."""
+    column = {"feature": FeedbackEvent.feature, "model": FeedbackEvent.model, "app": App.name}[by]
+    count = func.count().label("n")
+    query = (
+        select(column, count)
+        .select_from(FeedbackEvent)
+        .join(App, App.id == FeedbackEvent.app_id)
+        .where(*_downvoted_between(start, end))
+        .group_by(column)
+        .order_by(count.desc(), column)
+        .limit(limit)
+    )
+    return [NameCount(name, n) for name, n in session.execute(query)]
+
+
+def _downvote_refs() -> Select[Any]:
+    return (
+        select(
+            FeedbackEvent.id.label("event_id"),
+            FeedbackEvent.occurred_at,
+            App.name.label("app"),
+            FeedbackEvent.feature,
+            FeedbackEvent.model,
+            func.substr(FeedbackEvent.comment, 1, EXCERPT_CHARS).label("comment"),
+            func.substr(FeedbackEvent.response, 1, EXCERPT_CHARS).label("response"),
+            Alert.slack_channel_id,
+            Alert.slack_ts,
+        )
+        .join(App, App.id == FeedbackEvent.app_id)
+        .outerjoin(Alert, Alert.event_id == FeedbackEvent.id)
+    )
+
+
+def _ref(row: Any) -> DownvoteRef:
+    return DownvoteRef(
+        event_id=row.event_id,
+        occurred_at=row.occurred_at,
+        app=row.app,
+        feature=row.feature,
+        model=row.model,
+        comment=row.comment,
+        response=row.response,
+        slack_channel_id=row.slack_channel_id,
+        slack_ts=row.slack_ts,
+    )
+
+
+def untriaged_count(session: Session, end: datetime) -> int:
+    """The backlog: downvotes before `end` that nobody has triaged yet."""
+    query = select(func.count()).where(
+        FeedbackEvent.rating == DOWN, FeedbackEvent.occurred_at < end, ~_triaged()
+    )
+    return session.execute(query).scalar_one()
+
+
+def oldest_untriaged(session: Session, end: datetime, *, limit: int = 5) -> list[DownvoteRef]:
+    """The downvotes before `end` that have waited longest for triage."""
+    query = (
+        _downvote_refs()
+        .where(FeedbackEvent.rating == DOWN, FeedbackEvent.occurred_at < end, ~_triaged())
+        .order_by(FeedbackEvent.occurred_at, FeedbackEvent.id)
+        .limit(limit)
+    )
+    return [_ref(row) for row in session.execute(query)]
+
+
+def representative_downvotes(
+    session: Session, categories: Sequence[str], start: datetime, end: datetime, *, per: int = 2
+) -> dict[str, list[DownvoteRef]]:
+    """Up to `per` downvotes for each category: ones with a comment first, then the latest."""
+    if not categories:
+        return {}
+    order = func.row_number().over(
+        partition_by=EventCategory.category,
+        order_by=(
+            case((FeedbackEvent.comment.is_(None), 1), else_=0),
+            FeedbackEvent.occurred_at.desc(),
+            FeedbackEvent.id.desc(),
+        ),
+    )
+    ranked = (
+        _downvote_refs()
+        .add_columns(EventCategory.category, order.label("pick"))
+        .join(EventCategory, EventCategory.event_id == FeedbackEvent.id)
+        .where(*_downvoted_between(start, end), EventCategory.category.in_(categories))
+        .subquery()
+    )
+    query = select(ranked).where(ranked.c.pick <= per).order_by(ranked.c.category, ranked.c.pick)
+    picked: dict[str, list[DownvoteRef]] = {name: [] for name in categories}
+    for row in session.execute(query):
+        picked[row.category].append(_ref(row))
+    return picked
+
+
+def _epoch_seconds(column: Any, dialect: str) -> ColumnElement[int]:
+    """Whole seconds since 1970, exact on both databases (sub-second arithmetic differs)."""
+    if dialect == "postgresql":
+        return cast(extract("epoch", func.date_trunc("second", column)), BigInteger)
+    return cast(func.strftime("%s", column), BigInteger)
+
+
+def median_time_to_triage(session: Session, start: datetime, end: datetime) -> MedianDuration:
+    """Median of triaged_at - received_at over the downvotes of [start, end) already triaged."""
+    dialect = _dialect(session)
+    seconds = _epoch_seconds(Triage.triaged_at, dialect) - _epoch_seconds(
+        FeedbackEvent.received_at, dialect
+    )
+    ranked = (
+        select(
+            seconds.label("seconds"),
+            func.row_number().over(order_by=seconds).label("rank"),
+            func.count().over().label("n"),
+        )
+        .select_from(FeedbackEvent)
+        .join(Triage, Triage.event_id == FeedbackEvent.id)
+        .where(*_downvoted_between(start, end), Triage.triaged_at.is_not(None))
+        .subquery()
+    )
+    # The middle row, or the two middle rows when n is even.
+    middle = select(ranked.c.seconds, ranked.c.n).where(
+        ranked.c.rank.in_([(ranked.c.n + 1) // 2, (ranked.c.n + 2) // 2])
+    )
+    rows = session.execute(middle).all()
+    if not rows:
+        return MedianDuration(seconds=None, sample=0)
+    median = sum(int(row.seconds) for row in rows) / len(rows)
+    return MedianDuration(seconds=median, sample=rows[0].n)
