@@ -317,3 +317,7 @@ def main() -> None:
     except (UserError, app_store.UnknownApp) as exc:
         typer.echo(f"downvote: {exc}", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

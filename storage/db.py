@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -49,3 +52,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit (handlers read them to answer)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_write_locks_guard = threading.Lock()
+
+
+def write_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """Queue this process's SQLite writers on a lock rather than on SQLite's busy handler.
+
+    SQLite allows one writer; its busy handler retries with sleeps of up to 100 ms, so threads
+    racing for the write lock waste most of their time asleep. PostgreSQL needs no such gate.
+    """
+    if not is_sqlite(engine):
+        return nullcontext()
+    with _write_locks_guard:
+        return _write_locks.setdefault(engine, threading.Lock())

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, insert, select
+from sqlalchemy import Row, Select, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -82,16 +82,23 @@ def new_external_id() -> str:
     return "dv_" + uuid.uuid4().hex
 
 
+EVENT_TABLE: Table = FeedbackEvent.__table__  # type: ignore[assignment]
+ALERT_TABLE: Table = Alert.__table__  # type: ignore[assignment]
+# NewEvent's fields are named after the table's columns ("metadata" included).
+_EVENT_FIELDS = tuple(f.name for f in fields(NewEvent))
+
+
 def _insert_statement(session: Session) -> Any:
+    """Core INSERT with the dialect's ON CONFLICT; Core skips ORM bookkeeping on big batches."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(FeedbackEvent)
+    return insert(EVENT_TABLE)
 
 
 def _row(app_id: int, event: NewEvent, now: datetime) -> dict[str, Any]:
-    row = asdict(event)
-    row["extra"] = row.pop("metadata")
-    row.update(app_id=app_id, received_at=now)
+    row = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    row["app_id"] = app_id
+    row["received_at"] = now
     return row
 
 
@@ -113,9 +120,10 @@ def store_events(
     statement = (
         _insert_statement(session)
         .on_conflict_do_nothing(index_elements=["app_id", "external_id"])
-        .returning(FeedbackEvent.id, FeedbackEvent.external_id, FeedbackEvent.rating)
+        .returning(EVENT_TABLE.c.id, EVENT_TABLE.c.external_id, EVENT_TABLE.c.rating)
     )
-    rows = session.execute(statement, [_row(app_id, e, now) for e in events]).all()
+    connection = session.connection()
+    rows = connection.execute(statement, [_row(app_id, e, now) for e in events]).all()
     inserted = {row.external_id: row for row in rows}
     alerts = [
         {
@@ -131,7 +139,7 @@ def store_events(
         if row.rating == DOWN
     ]
     if alerts:
-        session.execute(insert(Alert), alerts)
+        connection.execute(ALERT_TABLE.insert(), alerts)
     results: list[StoredEvent] = []
     seen: set[str] = set()
     for event in events:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
 from storage.apps import active_credentials
+from storage.db import write_lock
 from storage.events import NewEvent, StoredEvent, store_events
 from webhooks.auth import Caller, CredentialCache, authenticate, has_credentials
 from webhooks.errors import BadRequest, UnsupportedMediaType
+from webhooks.group_commit import GroupCommitter
 from webhooks.limits import read_limited_body
 from webhooks.metrics import EVENTS_DUPLICATE, EVENTS_STORED
 
@@ -35,9 +38,17 @@ class Ingestor:
     clock: Callable[[], datetime] = utc_now
     on_stored: Callable[[int], None] = lambda _downvotes: None
     credentials: CredentialCache = field(init=False)
+    _committer: GroupCommitter[tuple[Caller, list[NewEvent]], list[StoredEvent]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.credentials = CredentialCache(self._load_credentials)
+        self._committer = GroupCommitter(self._write)
+
+    @property
+    def engine(self) -> Engine:
+        engine = self.sessions.kw["bind"]
+        assert isinstance(engine, Engine)
+        return engine
 
     def _load_credentials(self, now: datetime) -> list[Any]:
         with self.sessions() as session:
@@ -61,32 +72,56 @@ class Ingestor:
             raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
         return authenticate(request.headers, text, self.credentials), text
 
-    def store(self, caller: Caller, events: list[NewEvent]) -> list[StoredEvent]:
-        """Store events and their alerts in one transaction."""
-        with self.sessions.begin() as session:
-            stored = store_events(
-                session,
-                app_id=caller.app_id,
-                channel=caller.channel,
-                events=events,
-                now=self.clock(),
-            )
-        new = [e for e, s in zip(events, stored, strict=True) if not s.duplicate]
-        for event in new:
-            EVENTS_STORED.labels(rating=event.rating or "none").inc()
-        EVENTS_DUPLICATE.inc(len(events) - len(new))
-        downvotes = sum(1 for e in new if e.rating == "down")
+    async def store(self, caller: Caller, events: list[NewEvent]) -> list[StoredEvent]:
+        """Store events (and their alerts) durably; concurrent requests share a transaction."""
+        return await self._committer.submit((caller, events))
+
+    def _write(self, requests: Sequence[tuple[Caller, list[NewEvent]]]) -> list[list[StoredEvent]]:
+        """One transaction for every queued request; results come back in request order."""
+        by_app: dict[int, list[int]] = defaultdict(list)
+        for index, (caller, _) in enumerate(requests):
+            by_app[caller.app_id].append(index)
+        results: list[list[StoredEvent]] = [[] for _ in requests]
+        now = self.clock()
+        with write_lock(self.engine), self.sessions.begin() as session:
+            for indexes in by_app.values():
+                caller = requests[indexes[0]][0]
+                events = [event for index in indexes for event in requests[index][1]]
+                stored = iter(
+                    store_events(
+                        session,
+                        app_id=caller.app_id,
+                        channel=caller.channel,
+                        events=events,
+                        now=now,
+                    )
+                )
+                for index in indexes:
+                    results[index] = [next(stored) for _ in requests[index][1]]
+        self._count(requests, results)
+        return results
+
+    def _count(
+        self, requests: Sequence[tuple[Caller, list[NewEvent]]], results: list[list[StoredEvent]]
+    ) -> None:
+        downvotes = 0
+        for (_, events), stored in zip(requests, results, strict=True):
+            for event, outcome in zip(events, stored, strict=True):
+                if outcome.duplicate:
+                    EVENTS_DUPLICATE.inc()
+                    continue
+                EVENTS_STORED.labels(rating=event.rating or "none").inc()
+                downvotes += event.rating == "down"
         if downvotes:
             self.on_stored(downvotes)
-        return stored
 
 
 def parse_body(model: type[Model], text: str) -> Model:
     """400 for JSON that does not parse, 422 (naming the fields) for JSON that does not fit."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    return model.model_validate(data)
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        syntax = [e for e in exc.errors() if e["type"] == "json_invalid"]
+        if syntax:
+            raise BadRequest(f"malformed JSON: {syntax[0]['msg']}") from None
+        raise

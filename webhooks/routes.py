@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
@@ -54,7 +53,7 @@ async def post_feedback(request: Request, ingestor: IngestorDep) -> FeedbackAcce
         caller, body = await ingestor.read(request)
         event = parse_body(FeedbackIn, body)
         new_event = event.to_new_event(webhook_id=caller.webhook_id, now=ingestor.clock())
-        [stored] = await run_in_threadpool(ingestor.store, caller, [new_event])
+        [stored] = await ingestor.store(caller, [new_event])
     return FeedbackAccepted(id=stored.external_id, duplicate=stored.duplicate)
 
 
@@ -77,7 +76,7 @@ async def post_feedback_batch(request: Request, ingestor: IngestorDep) -> BatchA
             )
             for n, e in enumerate(batch.events)
         ]
-        stored = await run_in_threadpool(ingestor.store, caller, events)
+        stored = await ingestor.store(caller, events)
     duplicates = sum(s.duplicate for s in stored)
     return BatchAccepted(
         accepted=len(stored) - duplicates,

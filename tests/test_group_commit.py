@@ -1,0 +1,62 @@
+"""Group commit: concurrent submissions share writes, get their own results, fail alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from webhooks.group_commit import GroupCommitter
+
+
+async def test_concurrent_items_share_writes_and_get_their_own_results() -> None:
+    writes: list[list[int]] = []
+    first_write_started = threading.Event()
+    release_first_write = threading.Event()
+
+    def write(items: Sequence[int]) -> list[int]:
+        writes.append(list(items))
+        if len(writes) == 1:
+            first_write_started.set()
+            release_first_write.wait(10)
+        return [item * 10 for item in items]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write)
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.to_thread(first_write_started.wait, 10)
+    rest = [asyncio.create_task(committer.submit(n)) for n in range(1, 21)]
+    await asyncio.sleep(0)  # let the 20 submissions queue behind the first write
+    release_first_write.set()
+    results = await asyncio.gather(first, *rest)
+    assert results == [n * 10 for n in range(21)]
+    assert writes == [[0], list(range(1, 21))]
+
+
+async def test_a_failing_item_fails_alone() -> None:
+    def write(items: Sequence[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("13 cannot be stored")
+        return list(items)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write)
+    outcomes = await asyncio.gather(
+        *(committer.submit(n) for n in range(10, 16)), return_exceptions=True
+    )
+    assert [type(o).__name__ if isinstance(o, Exception) else o for o in outcomes] == [
+        10, 11, 12, "ValueError", 14, 15,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("max_items", [1, 3])
+async def test_groups_never_exceed_the_limit(max_items: int) -> None:
+    sizes: list[int] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        return list(items)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write, max_items=max_items)
+    assert await asyncio.gather(*(committer.submit(n) for n in range(10))) == list(range(10))
+    assert max(sizes) <= max_items
