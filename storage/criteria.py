@@ -276,11 +276,11 @@ def compute_criterion_series(
 def _share_series(session: Session, spec: ShareSpec, bounds: Sequence[datetime]) -> CriterionSeries:
     meets, required = _condition(spec.condition, _dialect(session))
     period = _period_index(bounds).label("period")
-    query = (
-        select(period, func.count().label("sample"), func.count(case((meets, 1))).label("met"))
-        .where(_in_periods(bounds), *_filter_clauses(spec.filter), *required)
-        .group_by(period)
-    )
+    query = select(
+        period, func.count().label("sample"), func.count(case((meets, 1))).label("met")
+    ).where(_in_periods(bounds), *_filter_clauses(spec.filter), *required)
+    if len(bounds) > 2:  # one period needs no grouping (and GROUP BY 0 would mean column 0)
+        query = query.group_by(period)
     counts = {row.period: (row.sample, row.met) for row in session.execute(query)}
     periods = [_share(*counts.get(i, (0, 0))) for i in range(len(bounds) - 1)]
     total_sample = sum(sample for sample, _ in counts.values())
@@ -454,7 +454,8 @@ def top_downvoted(
         .join(App, App.id == FeedbackEvent.app_id)
         .where(*_downvoted_between(start, end))
         .group_by(column)
-        .order_by(count.desc(), column)
+        # NULLS LAST spelled out: the databases disagree on where NULL sorts by default.
+        .order_by(count.desc(), column.asc().nulls_last())
         .limit(limit)
     )
     return [NameCount(name, n) for name, n in session.execute(query)]
