@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from bot.config import ConfigError
 from bot.settings import Settings
+from storage import alerts as alert_store
 from storage import apps as app_store
 from storage.db import make_engine, make_sessionmaker
 from storage.events import EventFilter, event_record_dict, iter_events
@@ -34,7 +37,9 @@ apps_cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(apps_cli, name="apps")
+alerts_cli = typer.Typer(help="Alerts Slack refused for good.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.add_typer(alerts_cli, name="alerts")
 
 
 class UserError(Exception):
@@ -91,9 +96,18 @@ def serve(
         upgrade(settings.database_url, engine)
     except OperationalError as exc:
         fail(f"cannot use the database {engine.url!r}: {exc.orig}")
-    app, _ = build_service(settings, engine=engine)
+    try:
+        service = build_service(settings, engine=engine)
+    except ConfigError as exc:
+        fail(str(exc))
     typer.echo(welcome_text(settings, host, port), err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
+    # uvicorn drains on SIGTERM, then re-raises it to the previous handler: make that a clean exit.
+    signal.signal(signal.SIGTERM, _exit_after_drain)
+    uvicorn.run(service.app, host=host, port=port, log_level="info", timeout_graceful_shutdown=20)
+
+
+def _exit_after_drain(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def welcome_text(settings: Settings, host: str, port: int) -> str:
@@ -173,6 +187,37 @@ def apps_rotate(name: str) -> None:
     typer.echo(
         credentials_text(issued, heading=f"New credentials for {name!r} (old ones work 24 h).")
     )
+
+
+@alerts_cli.command("failed")
+def alerts_failed() -> None:
+    """List alerts that were given up on, with the reason."""
+    with transaction(load_settings()) as session:
+        failed = alert_store.failed_alerts(session)
+    if not failed:
+        typer.echo("no failed alerts")
+    for alert in failed:
+        typer.echo(
+            f"{alert.id}\t{alert.app_name}\tevent {alert.event_external_id}\t"
+            f"channel {alert.channel or '(default)'}\t{alert.attempts} attempts\t{alert.last_error}"
+        )
+
+
+@alerts_cli.command("retry")
+def alerts_retry(
+    alert_id: Annotated[
+        int | None, typer.Argument(help="The alert's id from `alerts failed`.")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every failed alert.")] = False,
+) -> None:
+    """Queue failed alerts again (after fixing the channel or token)."""
+    if (alert_id is None) == (not all_):
+        fail("give an alert id or --all")
+    with transaction(load_settings()) as session:
+        count = alert_store.retry_failed(session, now=now(), alert_id=alert_id)
+    if alert_id is not None and count == 0:
+        fail(f"no failed alert with id {alert_id}")
+    typer.echo(f"queued {count} alert(s) again; a running `downvote serve` sends them")
 
 
 class ExportFormat(StrEnum):

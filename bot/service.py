@@ -2,32 +2,99 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import FastAPI
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.config import DownvoteConfig, load_config
+from bot.delivery import DeliveryPolicy, DeliveryWorker
+from bot.redact import Redactor
 from bot.settings import Settings
+from bot.slack_client import make_slack_client
 from storage.db import make_engine, make_sessionmaker
 from webhooks.app import create_app
 
 logger = logging.getLogger("downvote")
+SHUTDOWN_GRACE_SECONDS = 15.0
+
+
+@dataclass
+class Service:
+    """Everything `serve` runs, kept together so tests can reach the parts."""
+
+    app: FastAPI
+    sessions: sessionmaker[Session]
+    worker: DeliveryWorker
+    config: DownvoteConfig
+
+
+def make_redactor(config: DownvoteConfig) -> Redactor:
+    return Redactor(
+        enabled=config.redaction.enabled,
+        extra_patterns=[(p.name, p.regex) for p in config.redaction.patterns],
+    )
+
+
+def slack_client_for(settings: Settings) -> AsyncWebClient | None:
+    """None in preview mode (no bot token)."""
+    if settings.slack_bot_token is None:
+        return None
+    return make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
 
 
 def build_service(
-    settings: Settings, *, engine: Engine | None = None
-) -> tuple[FastAPI, sessionmaker[Session]]:
-    """The whole service as one ASGI app, with background work tied to its lifespan."""
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    config: DownvoteConfig | None = None,
+    policy: DeliveryPolicy | None = None,
+    console: Callable[[str], None] = print,
+) -> Service:
+    """The whole service as one ASGI app, with the delivery worker tied to its lifespan."""
+    config = config or load_config(settings.config_path)
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    worker = DeliveryWorker(
+        sessions=sessions,
+        client=slack_client_for(settings),
+        default_channel=settings.slack_channel,
+        redactor=make_redactor(config),
+        categories=lambda: config.categories,
+        policy=policy
+        or DeliveryPolicy(lease=timedelta(seconds=settings.downvote_alert_lease_seconds)),
+        console=console,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        engine.dispose()
+        stop = asyncio.Event()
+        delivery = asyncio.create_task(worker.run(stop), name="delivery-worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(delivery, timeout=SHUTDOWN_GRACE_SECONDS)
+            except TimeoutError:
+                logger.warning("delivery worker did not stop in time; its claims will expire")
+                delivery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await delivery
+            engine.dispose()
 
-    app = create_app(sessions, max_body_bytes=settings.downvote_max_body_bytes, lifespan=lifespan)
-    return app, sessions
+    app = create_app(
+        sessions,
+        max_body_bytes=settings.downvote_max_body_bytes,
+        lifespan=lifespan,
+        on_downvotes_stored=lambda _count: worker.wake(),
+    )
+    return Service(app=app, sessions=sessions, worker=worker, config=config)

@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     downvote_config: Path | None = None
     downvote_timezone: str = "UTC"
     downvote_max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # How long a worker owns an alert it is posting; a crashed worker's alerts wait this long.
+    downvote_alert_lease_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("downvote_timezone")
     @classmethod

@@ -1,0 +1,392 @@
+"""The delivery worker: posts each downvote from the outbox to Slack, exactly once.
+
+Claims are made in the database, so any number of `downvote serve` processes can share one
+PostgreSQL. Each step that Slack confirms (the parent message, each thread reply) is recorded
+at once; an alert found mid-send after a crash is reconciled against the channel's history,
+through the message metadata, before anything is posted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.blocks import (
+    EVENT_TYPE,
+    AlertContent,
+    AlertMessage,
+    alert_message,
+    message_as_text,
+    reply_blocks,
+)
+from bot.metrics import (
+    ALERT_DELAY_SECONDS,
+    ALERTS_BY_STATUS,
+    ALERTS_FAILED,
+    ALERTS_POSTED,
+    ALERTS_RETRIED,
+)
+from bot.redact import Redactor
+from storage import alerts as outbox
+from storage.alerts import ClaimedAlert
+from storage.db import write_lock
+
+logger = logging.getLogger("downvote.delivery")
+
+REPLY_EVENT_TYPE = "downvote_alert_part"
+# Errors no retry can fix: the alert waits in `downvote alerts failed` for a person.
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found", "not_in_channel", "is_archived", "invalid_auth", "not_authed",
+        "account_inactive", "token_revoked", "token_expired", "no_permission", "missing_scope",
+        "invalid_blocks", "invalid_blocks_format", "msg_too_long", "restricted_action",
+        "no_channel",
+    }
+)  # fmt: skip
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard to try: exponential backoff with full jitter, then give up."""
+
+    max_attempts: int = 12
+    base_delay: float = 2.0
+    max_delay: float = 900.0
+    lease: timedelta = timedelta(minutes=2)
+    batch_size: int = 20
+    idle_poll_seconds: float = 5.0
+
+    def backoff(self, attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=rng() * ceiling)
+
+
+class DeliveryError(Exception):
+    """A failed delivery with the reason that decides retry or give up."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+def alert_content(alert: ClaimedAlert) -> AlertContent:
+    event = alert.event
+    return AlertContent(
+        event_id=event.id,
+        external_id=event.external_id,
+        app_name=alert.app_name,
+        feature=event.feature,
+        model=event.model,
+        latency_ms=event.latency_ms,
+        confidence=event.confidence,
+        user_id=event.user_id,
+        occurred_at=event.occurred_at,
+        comment=event.comment,
+        prompt=event.prompt,
+        response=event.response,
+        trace_url=event.trace_url,
+        correction=event.correction,
+    )
+
+
+def block_kit_builder_url(message: AlertMessage) -> str:
+    """A link that opens the message in Slack's Block Kit Builder, for preview mode."""
+    return "https://app.slack.com/block-kit-builder/#" + quote(
+        json.dumps({"blocks": message.blocks}, separators=(",", ":"))
+    )
+
+
+@dataclass
+class DeliveryWorker:
+    sessions: sessionmaker[Session]
+    client: AsyncWebClient | None  # None: preview mode, print instead of post
+    default_channel: str | None
+    redactor: Redactor
+    categories: Callable[[], Sequence[str]]
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    name: str = field(default_factory=worker_name)
+    clock: Callable[[], datetime] = utc_now
+    console: Callable[[str], None] = print
+    _wake: asyncio.Event | None = field(default=None, init=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
+
+    @property
+    def engine(self) -> Engine:
+        engine = self.sessions.kw["bind"]
+        assert isinstance(engine, Engine)
+        return engine
+
+    async def _db(self, work: Callable[[Session], Any]) -> Any:
+        """Run one short transaction off the event loop."""
+
+        def run() -> Any:
+            with write_lock(self.engine), self.sessions.begin() as session:
+                return work(session)
+
+        return await asyncio.to_thread(run)
+
+    def wake(self) -> None:
+        """Called (from any thread) when downvotes were stored, so they go out at once."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then finish the alerts in hand and hand back the rest."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        while not stop.is_set():
+            try:
+                handled = await self.deliver_due()
+            except Exception:  # a database hiccup must not kill the worker
+                logger.exception("delivery pass failed; retrying shortly")
+                handled = 0
+            if handled:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(
+                waiters, timeout=self.policy.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
+        released = await self._db(
+            lambda s: outbox.release_claims(s, worker=self.name, now=self.clock())
+        )
+        if released:
+            logger.info("handed back %d claimed alerts on shutdown", released)
+
+    async def deliver_due(self) -> int:
+        """Claim what is due and deliver it: channels in parallel, each channel in order."""
+        claimed: list[ClaimedAlert] = await self._db(
+            lambda s: outbox.claim_due_alerts(
+                s,
+                worker=self.name,
+                now=self.clock(),
+                lease=self.policy.lease,
+                limit=self.policy.batch_size,
+            )
+        )
+        if not claimed:
+            return 0
+        by_channel: dict[str | None, list[ClaimedAlert]] = defaultdict(list)
+        for alert in claimed:
+            by_channel[alert.channel or self.default_channel].append(alert)
+        await asyncio.gather(*(self._deliver_in_order(a) for a in by_channel.values()))
+        await self._refresh_gauges()
+        return len(claimed)
+
+    async def _deliver_in_order(self, alerts: list[ClaimedAlert]) -> None:
+        """Stop at the first transient failure: the channel's other alerts would only fail too."""
+        for index, alert in enumerate(alerts):
+            retry_at = await self.deliver(alert)
+            if retry_at is not None:
+                for later in alerts[index + 1 :]:
+                    await self._db(
+                        partial(outbox.defer, alert_id=later.id, worker=self.name, at=retry_at)
+                    )
+                return
+
+    async def deliver(self, alert: ClaimedAlert) -> datetime | None:
+        """Post one alert, recording each step Slack confirms; if it failed, say when to retry."""
+        message = alert_message(
+            alert_content(alert), categories=self.categories(), redactor=self.redactor
+        )
+        try:
+            if self.client is None:
+                self._preview(message)
+            else:
+                await self._post(alert, message, self.client)
+        except DeliveryError as error:
+            return await self._record_failure(alert, error)
+        await self._db(
+            lambda s: outbox.mark_posted(s, alert.id, worker=self.name, now=self.clock())
+        )
+        ALERTS_POSTED.inc()
+        ALERT_DELAY_SECONDS.observe((self.clock() - alert.created_at).total_seconds())
+        return None
+
+    def _preview(self, message: AlertMessage) -> None:
+        self.console(f"\n── Downvote alert (preview mode) ──\n{message_as_text(message)}\n")
+        logger.info("see it as Slack would: %s", block_kit_builder_url(message))
+
+    async def _post(
+        self, alert: ClaimedAlert, message: AlertMessage, client: AsyncWebClient
+    ) -> None:
+        channel = alert.channel or self.default_channel
+        if not channel:
+            raise DeliveryError("no_channel", permanent=True)
+        ts, channel_id, replies_done = alert.slack_ts, alert.slack_channel_id, alert.replies_posted
+        if alert.reconcile and ts is None:
+            found = await self._find_parent(alert, channel, client)
+            if found is not None:
+                channel_id, ts = found
+                logger.info("alert %d was posted before a restart; not posting again", alert.id)
+        if alert.reconcile and ts is not None and channel_id is not None:
+            replies_done = max(
+                replies_done, await self._count_replies(alert, channel_id, ts, client)
+            )
+        if ts is None or channel_id is None:
+            response = await self._call(
+                client.chat_postMessage,
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=message.metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            channel_id, ts = str(response["channel"]), str(response["ts"])
+        await self._db(
+            lambda s: outbox.record_parent_posted(
+                s, alert.id, worker=self.name, channel_id=channel_id, ts=ts
+            )
+        )
+        for number in range(replies_done, len(message.replies)):
+            await self._call(
+                client.chat_postMessage,
+                channel=channel_id,
+                thread_ts=ts,
+                text=message.replies[number],
+                blocks=reply_blocks(message.replies[number]),
+                metadata={
+                    "event_type": REPLY_EVENT_TYPE,
+                    "event_payload": {"event_id": alert.event.id, "part": number + 1},
+                },
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            await self._db(
+                partial(
+                    outbox.record_replies_posted,
+                    alert_id=alert.id,
+                    worker=self.name,
+                    count=number + 1,
+                    lease_until=self.clock() + self.policy.lease,
+                )
+            )
+
+    async def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+        """One Web API call; slack_sdk's handlers have already retried what they could."""
+        try:
+            return await method(**kwargs)
+        except SlackApiError as exc:
+            reason = str(exc.response.get("error") or f"http_{exc.response.status_code}")
+            raise DeliveryError(reason, permanent=reason in PERMANENT_ERRORS) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise DeliveryError(f"connection: {type(exc).__name__}", permanent=False) from None
+
+    async def _find_parent(
+        self, alert: ClaimedAlert, channel: str, client: AsyncWebClient
+    ) -> tuple[str, str] | None:
+        """Look for this alert's message in the channel (by metadata) before posting again."""
+        channel_id = (
+            alert.slack_channel_id
+            or await self._db(lambda s: outbox.known_channel_id(s, alert.channel))
+            or channel
+        )
+        oldest = f"{alert.created_at.timestamp() - 60:.6f}"
+        cursor: str | None = None
+        for _ in range(20):  # at most 20 pages of 200 messages since the alert was created
+            response = await self._call(
+                client.conversations_history,
+                channel=channel_id,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=200,
+                **({"cursor": cursor} if cursor else {}),
+            )
+            for message in response.get("messages", []):
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == EVENT_TYPE
+                    and payload.get("event_id") == alert.event.id
+                ):
+                    return str(response.get("channel") or channel_id), str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+        return None
+
+    async def _count_replies(
+        self, alert: ClaimedAlert, channel_id: str, ts: str, client: AsyncWebClient
+    ) -> int:
+        """How many parts of the thread made it before the crash."""
+        response = await self._call(
+            client.conversations_replies,
+            channel=channel_id,
+            ts=ts,
+            include_all_metadata=True,
+            limit=1000,
+        )
+        parts = [
+            (m.get("metadata") or {}).get("event_payload", {}).get("part", 0)
+            for m in response.get("messages", [])
+            if (m.get("metadata") or {}).get("event_type") == REPLY_EVENT_TYPE
+        ]
+        return max(parts, default=0)
+
+    async def _record_failure(self, alert: ClaimedAlert, error: DeliveryError) -> datetime | None:
+        """Give up (permanent error, or out of attempts) or schedule the next attempt."""
+        if error.permanent or alert.attempts >= self.policy.max_attempts:
+            reason = (
+                error.reason
+                if error.permanent
+                else f"gave up after {alert.attempts} attempts: {error.reason}"
+            )
+            await self._db(
+                lambda s: outbox.mark_failed(s, alert.id, worker=self.name, error=reason)
+            )
+            ALERTS_FAILED.labels(reason=error.reason).inc()
+            logger.error(
+                "alert %d (event %s) failed for good: %s; see `downvote alerts failed`",
+                alert.id,
+                alert.event.external_id,
+                reason,
+            )
+            return None
+        at = self.clock() + self.policy.backoff(alert.attempts)
+        await self._db(
+            lambda s: outbox.mark_retry(s, alert.id, worker=self.name, at=at, error=error.reason)
+        )
+        ALERTS_RETRIED.labels(reason=error.reason).inc()
+        logger.warning(
+            "alert %d not delivered (%s); attempt %d of %d, next at %s",
+            alert.id,
+            error.reason,
+            alert.attempts,
+            self.policy.max_attempts,
+            at.isoformat(),
+        )
+        return at
+
+    async def _refresh_gauges(self) -> None:
+        counts: dict[str, int] = await self._db(outbox.count_by_status)
+        for status in (outbox.PENDING, outbox.SENDING, outbox.POSTED, outbox.FAILED):
+            ALERTS_BY_STATUS.labels(status=status).set(counts.get(status, 0))

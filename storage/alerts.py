@@ -1,0 +1,201 @@
+"""The alert outbox: claiming due alerts under a lease and recording how delivery went.
+
+pending -> sending (claimed_by, claimed_until) -> posted. A claim whose lease ran out (its worker
+died mid-send) is claimed again with `reconcile=True`: the new owner asks Slack whether the post
+went through before posting again. Every update after the claim checks the claim is still ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import Alert, App, FeedbackEvent
+
+PENDING, SENDING, POSTED, FAILED = "pending", "sending", "posted", "failed"
+
+
+@dataclass(frozen=True)
+class ClaimedAlert:
+    """An alert this worker now owns until `claimed_until`, with what it needs to post it."""
+
+    id: int
+    event: FeedbackEvent
+    app_name: str
+    channel: str | None
+    attempts: int
+    slack_channel_id: str | None
+    slack_ts: str | None
+    replies_posted: int
+    reconcile: bool
+    created_at: datetime
+
+
+def claim_due_alerts(
+    session: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[ClaimedAlert]:
+    """Take up to `limit` due alerts; replicas never share one (SKIP LOCKED, or SQLite's lock)."""
+    due = or_(
+        and_(Alert.status == PENDING, Alert.next_attempt_at <= now),
+        and_(Alert.status == SENDING, Alert.claimed_until < now),
+    )
+    query = select(Alert).where(due).order_by(Alert.next_attempt_at, Alert.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    alerts = list(session.scalars(query))
+    claimed: list[ClaimedAlert] = []
+    for alert in alerts:
+        reconcile = alert.status == SENDING
+        alert.status, alert.claimed_by, alert.claimed_until = SENDING, worker, now + lease
+        alert.attempts += 1
+        event = alert.event
+        claimed.append(
+            ClaimedAlert(
+                id=alert.id,
+                event=event,
+                app_name=event.app.name,
+                channel=alert.channel,
+                attempts=alert.attempts,
+                slack_channel_id=alert.slack_channel_id,
+                slack_ts=alert.slack_ts,
+                replies_posted=alert.replies_posted,
+                reconcile=reconcile,
+                created_at=alert.created_at,
+            )
+        )
+    session.flush()
+    return claimed
+
+
+def _owned(alert_id: int, worker: str) -> ColumnElement[bool]:
+    return and_(Alert.id == alert_id, Alert.status == SENDING, Alert.claimed_by == worker)
+
+
+def record_parent_posted(
+    session: Session, alert_id: int, *, worker: str, channel_id: str, ts: str
+) -> bool:
+    """Remember the parent message at once, so a crash mid-thread resumes the replies."""
+    result = session.execute(
+        update(Alert)
+        .where(_owned(alert_id, worker))
+        .values(slack_channel_id=channel_id, slack_ts=ts)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_replies_posted(
+    session: Session, *, alert_id: int, worker: str, count: int, lease_until: datetime
+) -> None:
+    """Count the thread replies Slack confirmed, and keep the claim alive for a long thread."""
+    session.execute(
+        update(Alert)
+        .where(_owned(alert_id, worker))
+        .values(replies_posted=count, claimed_until=lease_until)
+    )
+
+
+def mark_posted(session: Session, alert_id: int, *, worker: str, now: datetime) -> None:
+    session.execute(
+        update(Alert)
+        .where(_owned(alert_id, worker))
+        .values(status=POSTED, posted_at=now, claimed_until=None, last_error=None)
+    )
+
+
+def mark_retry(session: Session, alert_id: int, *, worker: str, at: datetime, error: str) -> None:
+    session.execute(
+        update(Alert)
+        .where(_owned(alert_id, worker))
+        .values(status=PENDING, next_attempt_at=at, claimed_until=None, last_error=error)
+    )
+
+
+def defer(session: Session, alert_id: int, *, worker: str, at: datetime) -> None:
+    """Hand an untried claim back for later (its channel is failing), without using an attempt."""
+    session.execute(
+        update(Alert)
+        .where(_owned(alert_id, worker))
+        .values(
+            status=PENDING, next_attempt_at=at, claimed_until=None, attempts=Alert.attempts - 1
+        )
+    )
+
+
+def mark_failed(session: Session, alert_id: int, *, worker: str, error: str) -> None:
+    session.execute(
+        update(Alert)
+        .where(_owned(alert_id, worker))
+        .values(status=FAILED, claimed_until=None, last_error=error)
+    )
+
+
+def release_claims(session: Session, *, worker: str, now: datetime) -> int:
+    """On shutdown, hand back claims not yet started so another process takes them at once."""
+    result = session.execute(
+        update(Alert)
+        .where(Alert.status == SENDING, Alert.claimed_by == worker, Alert.slack_ts.is_(None))
+        .values(status=PENDING, claimed_until=None, next_attempt_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def known_channel_id(session: Session, channel: str | None) -> str | None:
+    """The Slack id of a channel configured by name, learned from an earlier post."""
+    return session.scalar(
+        select(Alert.slack_channel_id)
+        .where(Alert.channel.is_(channel) if channel is None else Alert.channel == channel)
+        .where(Alert.slack_channel_id.is_not(None))
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class FailedAlert:
+    id: int
+    event_external_id: str
+    app_name: str
+    channel: str | None
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+def failed_alerts(session: Session) -> list[FailedAlert]:
+    rows = session.execute(
+        select(Alert, FeedbackEvent.external_id, App.name)
+        .join(FeedbackEvent, FeedbackEvent.id == Alert.event_id)
+        .join(App, App.id == FeedbackEvent.app_id)
+        .where(Alert.status == FAILED)
+        .order_by(Alert.id)
+    )
+    return [
+        FailedAlert(
+            id=alert.id,
+            event_external_id=external_id,
+            app_name=app_name,
+            channel=alert.channel,
+            attempts=alert.attempts,
+            last_error=alert.last_error,
+            created_at=alert.created_at,
+        )
+        for alert, external_id, app_name in rows
+    ]
+
+
+def retry_failed(session: Session, *, now: datetime, alert_id: int | None = None) -> int:
+    """Put failed alerts back in the queue (one, or all), with a fresh attempt budget."""
+    query = update(Alert).where(Alert.status == FAILED)
+    if alert_id is not None:
+        query = query.where(Alert.id == alert_id)
+    result = session.execute(
+        query.values(status=PENDING, attempts=0, next_attempt_at=now, claimed_by=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Alert.status, func.count()).group_by(Alert.status))
+    return {status: count for status, count in rows}
