@@ -118,8 +118,7 @@ def registered_app(sessions: sessionmaker[Session]) -> RegisteredApp:
 
 @pytest.fixture
 def service(settings: Settings) -> FastAPI:
-    app, _ = build_service(settings)
-    return app
+    return build_service(settings, console=lambda _text: None).app
 
 
 @pytest.fixture

@@ -1,0 +1,103 @@
+"""The `downvote` command line as a user runs it: real processes, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import Alert
+from tests.alerting import store_downvotes
+from tests.conftest import RegisteredApp
+from tests.processes import downvote_env, run_cli
+
+EVENTS = [
+    {"prompt": [{"role": "user", "content": "Hi 👋, mail me at a@b.co"}], "response": "Hello",
+     "comment": "rude", "correction": "Hello! How can I help?", "feature": "chat"},
+    {"prompt": "Résumé, \"quoted\",\nnew line", "response": "r2", "metadata": {"plan": "pro"}},
+]  # fmt: skip
+
+
+@pytest.fixture
+def env(database_url: str) -> dict[str, str]:
+    return downvote_env(database_url)
+
+
+def test_apps_add_list_rotate(env: dict[str, str]) -> None:
+    added = run_cli(env, "apps", "add", "support-bot", "--channel", "#support")
+    assert added.returncode == 0, added.stderr
+    assert "whsec_" in added.stdout and "dv_" in added.stdout
+    listed = run_cli(env, "apps", "list")
+    assert "support-bot\t#support" in listed.stdout
+    assert "whsec_" not in listed.stdout  # secrets are shown once
+    rotated = run_cli(env, "apps", "rotate", "support-bot")
+    assert "whsec_" in rotated.stdout and "24 h" in rotated.stdout
+    again = run_cli(env, "apps", "add", "support-bot")
+    assert again.returncode == 1
+    assert again.stderr.strip().count("\n") == 0 and "exists already" in again.stderr
+    assert "Traceback" not in again.stderr
+    unknown = run_cli(env, "apps", "rotate", "nope")
+    assert unknown.returncode == 1 and "no app named 'nope'" in unknown.stderr
+
+
+def test_export_jsonl_and_csv_keep_every_character(
+    env: dict[str, str],
+    sessions: sessionmaker[Session],
+    registered_app: RegisteredApp,
+    tmp_path: Path,
+) -> None:
+    store_downvotes(sessions, registered_app, EVENTS)
+    jsonl = run_cli(env, "export", "--rating", "down")
+    rows = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["prompt"] for r in rows] == [e["prompt"] for e in EVENTS]
+    assert rows[0]["input"] == EVENTS[0]["prompt"]
+    assert rows[0]["expected"] == "Hello! How can I help?" and rows[0]["output"] == "Hello"
+    assert rows[1]["metadata"] == {"plan": "pro"}
+    assert "exported 2 events" in jsonl.stderr
+    out = tmp_path / "events.csv"
+    assert run_cli(env, "export", "--format", "csv", "-o", str(out)).returncode == 0
+    table = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert table[1]["prompt"] == EVENTS[1]["prompt"]
+    assert json.loads(table[0]["prompt"]) == EVENTS[0]["prompt"]
+    assert run_cli(env, "export", "--rating", "up").stdout == ""
+    bad = run_cli(env, "export", "--since", "yesterday")
+    assert bad.returncode == 1 and "--since must be a date" in bad.stderr
+
+
+def test_failed_alerts_are_listed_and_retried(
+    env: dict[str, str], sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    store_downvotes(sessions, registered_app, EVENTS)
+    with sessions.begin() as session:
+        session.execute(
+            update(Alert).where(Alert.id == 1).values(status="failed", attempts=1,
+                                                      last_error="channel_not_found")
+        )  # fmt: skip
+    listed = run_cli(env, "alerts", "failed")
+    assert "channel_not_found" in listed.stdout and "support-bot" in listed.stdout
+    assert run_cli(env, "alerts", "retry").returncode == 1
+    retried = run_cli(env, "alerts", "retry", "1")
+    assert retried.returncode == 0 and "queued 1" in retried.stdout
+    assert run_cli(env, "alerts", "failed").stdout.strip() == "no failed alerts"
+    missing = run_cli(env, "alerts", "retry", "99")
+    assert missing.returncode == 1 and "no failed alert with id 99" in missing.stderr
+
+
+def test_bad_settings_are_one_line(env: dict[str, str]) -> None:
+    result = run_cli({**env, "DOWNVOTE_TIMEZONE": "Mars/Olympus"}, "apps", "list")
+    assert result.returncode == 1
+    assert "DOWNVOTE_TIMEZONE" in result.stderr and "Traceback" not in result.stderr
+    unreachable = run_cli({**env, "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/x"},
+                          "apps", "list")  # fmt: skip
+    assert unreachable.returncode == 1 and "cannot use the database" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+
+
+def test_db_upgrade(env: dict[str, str]) -> None:
+    result = run_cli(env, "db", "upgrade")
+    assert result.returncode == 0 and "up to date" in result.stdout

@@ -1,0 +1,209 @@
+"""Delivery to a real HTTP fake of Slack through the real slack_sdk client."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.blocks import EVENT_TYPE
+from bot.delivery import DeliveryPolicy
+from storage.models import Alert
+from tests.alerting import alert_statuses, make_worker, store_downvotes
+from tests.conftest import RegisteredApp
+from tests.fake_slack import FakeSlack, ManualClock
+from tests.signing import utc_now
+
+CODE = "def f(x):\n    return x < 3 && y > 2  # <!channel> <@U123> <https://evil|click> 🎉\n"
+
+
+async def deliver_all(worker: Any, sessions: sessionmaker[Session], timeout: float = 30) -> None:
+    """Run delivery passes until nothing is pending or sending."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any(s in ("pending", "sending") for s in alert_statuses(sessions)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"alerts still undelivered: {alert_statuses(sessions)}")
+        if not await worker.deliver_due():
+            await asyncio.sleep(0.02)  # backoff pending: poll again shortly
+
+
+def thread_of(slack: FakeSlack, parent: dict[str, Any]) -> list[dict[str, Any]]:
+    return slack.messages(parent["channel"], thread_ts=parent["ts"])
+
+
+def visible_text(message: dict[str, Any]) -> str:
+    texts = [message["text"]]
+    for block in message["blocks"] or []:
+        text = block.get("text")
+        if isinstance(text, dict):
+            texts.append(text["text"])
+    return "\n".join(texts)
+
+
+async def test_long_hostile_prompt_arrives_whole_and_escaped(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    prompt = (CODE * 800)[:60_000]
+    response = "Sure! " + CODE * 40
+    store_downvotes(sessions, registered_app, [{"prompt": prompt, "response": response}])
+    with FakeSlack() as slack:
+        await deliver_all(make_worker(sessions, slack), sessions)
+        [parent] = [m for m in slack.messages() if m["thread_ts"] is None]
+        replies = thread_of(slack, parent)
+    assert len(replies) >= 10
+    assert [o.error for o in slack.outcomes if o.error] == []
+    everything = "".join(visible_text(m) for m in [parent, *replies])
+    for forbidden in ("<!channel>", "<@U123>", "<https://evil"):
+        assert forbidden not in everything
+    # Reassemble: each part's fenced code, in order, holds the whole text.
+    fenced = re.findall(r"```\n?(.*?)```", everything, flags=re.S)
+    import html
+
+    joined = html.unescape("".join(fenced)).replace("\u200b", "")
+    assert prompt.replace("\u200b", "") in joined
+    assert response in joined
+    assert parent["metadata"]["event_type"] == EVENT_TYPE
+    assert alert_statuses(sessions) == ["posted"]
+
+
+async def test_outage_then_rate_limit_delivers_each_alert_once(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    events = [{"prompt": f"p{n}", "response": "r"} for n in range(5)]
+    store_downvotes(sessions, registered_app, events)
+    clock = ManualClock()  # the fake's outage lasts 30 s of this clock: nobody waits for it
+    with FakeSlack(clock=clock) as slack:
+        slack.fail_with_status(500, for_seconds=30)
+        worker = make_worker(sessions, slack)
+        for _ in range(3):
+            await worker.deliver_due()
+        assert set(alert_statuses(sessions)) == {"pending"}  # Slack is down: kept, not lost
+        clock.advance(30)
+        slack.rate_limit(retry_after=1, count=2)
+        await deliver_all(worker, sessions)
+        parents = [m for m in slack.messages() if m["thread_ts"] is None]
+    assert len(parents) == 5
+    assert len({m["metadata"]["event_payload"]["event_id"] for m in parents}) == 5
+    assert {500, 429, 200} <= {o.status for o in slack.outcomes}
+
+
+async def test_channel_not_found_fails_once_and_is_visible(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def failed_count() -> float:
+        return (
+            REGISTRY.get_sample_value(
+                "downvote_alerts_failed_total", {"reason": "channel_not_found"}
+            )
+            or 0.0
+        )
+
+    before = failed_count()
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with FakeSlack(missing_channels=["#gone"]) as slack:
+        worker = make_worker(sessions, slack, channel="#gone")
+        await deliver_all(worker, sessions)
+        await worker.deliver_due()
+        posts = slack.calls_to("chat.postMessage")
+    assert len(posts) == 1  # no retry for a permanent error
+    assert alert_statuses(sessions) == ["failed"]
+    assert failed_count() == before + 1
+
+
+async def test_too_many_attempts_dead_letters(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with FakeSlack() as slack:
+        slack.fail_with_status(503)
+        policy = DeliveryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
+        await deliver_all(make_worker(sessions, slack, policy=policy), sessions)
+    assert alert_statuses(sessions) == ["failed"]
+
+
+async def test_secrets_and_contacts_never_reach_slack(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    secret_text = (
+        "Mail jane.doe@example.com or call +1 415 555 0100; "
+        "key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+    )
+    store_downvotes(
+        sessions,
+        registered_app,
+        [{"prompt": secret_text, "response": secret_text, "comment": secret_text}],
+    )
+    with FakeSlack() as slack:
+        await deliver_all(make_worker(sessions, slack), sessions)
+        sent = str(slack.calls)
+    for leaked in ("jane.doe@example.com", "555 0100", "sk-proj-abcdefghij"):
+        assert leaked not in sent
+    assert "redacted" in sent
+
+
+async def test_reconciles_a_post_made_before_a_crash(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """An alert left 'sending' whose message did reach Slack is completed, not posted twice."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p" * 9000, "response": "r"}])
+    with FakeSlack() as slack:
+        first = make_worker(sessions, slack, name="crashed")
+        [claimed] = await first._db(  # the crashed worker had claimed it...
+            lambda s: __import__("storage.alerts", fromlist=["x"]).claim_due_alerts(
+                s, worker="crashed", now=utc_now(), lease=timedelta(seconds=30), limit=1
+            )
+        )
+        from bot.blocks import alert_message
+        from bot.delivery import alert_content
+        from bot.redact import Redactor
+
+        message = alert_message(alert_content(claimed), categories=[], redactor=Redactor())
+        slack.add_message(
+            "#alerts",
+            message.text,
+            user="U0FAKEBOT",
+            blocks=message.blocks,
+            metadata=message.metadata,
+        )  # ...and posted it
+        with sessions.begin() as session:  # ...then died: its lease runs out
+            session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
+        await deliver_all(make_worker(sessions, slack, name="successor"), sessions)
+        parents = [m for m in slack.messages() if m["thread_ts"] is None]
+        assert len(parents) == 1
+        assert len(thread_of(slack, parents[0])) == len(message.replies)
+    assert alert_statuses(sessions) == ["posted"]
+
+
+async def test_preview_mode_prints_instead_of_posting(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    printed: list[str] = []
+    store_downvotes(sessions, registered_app, [{"prompt": "What is 2+2?", "response": "5"}])
+    worker = make_worker(sessions, None, channel=None, console=printed.append)
+    await deliver_all(worker, sessions)
+    assert len(printed) == 1
+    assert "What is 2+2?" in printed[0] and "preview" in printed[0]
+    assert alert_statuses(sessions) == ["posted"]
+
+
+@pytest.mark.parametrize("workers", [2])
+async def test_parallel_workers_never_post_an_alert_twice(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, workers: int
+) -> None:
+    store_downvotes(
+        sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(40)]
+    )
+    with FakeSlack() as slack:
+        slack.latency(5)
+        pool = [make_worker(sessions, slack, name=f"w{n}") for n in range(workers)]
+        await asyncio.gather(*(deliver_all(w, sessions) for w in pool))
+        parents = [m for m in slack.messages() if m["thread_ts"] is None]
+    ids = [m["metadata"]["event_payload"]["event_id"] for m in parents]
+    assert len(ids) == 40 and len(set(ids)) == 40

@@ -1,0 +1,97 @@
+"""`downvote serve` end to end: the newcomer's path, crashes, and replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.alerting import alert_statuses
+from tests.conftest import RegisteredApp
+from tests.fake_slack import FakeSlack
+from tests.polling import wait_until
+from tests.processes import downvote_env, run_cli, serving
+from tests.signing import signed
+
+
+def slack_env(database_url: str, slack: FakeSlack, **extra: str) -> dict[str, str]:
+    return downvote_env(
+        database_url,
+        SLACK_BOT_TOKEN=slack.token,
+        SLACK_SIGNING_SECRET="test-signing-secret",
+        SLACK_API_URL=slack.api_url,
+        SLACK_CHANNEL="#alerts",
+        **extra,
+    )
+
+
+def parents(slack: FakeSlack) -> list[dict[str, object]]:
+    return [m for m in slack.messages() if m["thread_ts"] is None]
+
+
+def test_newcomer_path_in_preview_mode(database_url: str, tmp_path: Path) -> None:
+    env = downvote_env(database_url)
+    with serving(env, cwd=tmp_path) as server:
+        assert "downvote apps add" in server.text() and "send-test" in server.text()
+        sent = run_cli(env, "send-test", "--url", server.url, cwd=tmp_path)
+        assert sent.returncode == 0, sent.stderr
+        assert "202" in sent.stdout
+        wait_until(lambda: "preview mode" in server.text(), "the alert printed in preview mode")
+        assert "It invented a citation" in server.text()
+        assert server.terminate() == 0
+    exported = run_cli(env, "export", cwd=tmp_path)
+    assert "Which paper introduced the transformer" in exported.stdout
+
+
+def test_sigkill_between_accepting_and_posting_delivers_once(
+    database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    with FakeSlack() as slack:
+        slack.hang(600, methods=["chat.postMessage"])  # Slack never answers the first post
+        env = slack_env(database_url, slack, DOWNVOTE_ALERT_LEASE_SECONDS="1")
+        with serving(env) as first:
+            body, headers = signed(
+                registered_app.secret, {"prompt": "p", "response": "r", "rating": "down"}
+            )
+            assert (
+                httpx.post(f"{first.url}/v1/feedback", content=body, headers=headers).status_code
+                == 202
+            )
+            slack.wait_for(lambda: slack.calls_to("chat.postMessage"), description="a post attempt")
+            first.kill()
+        slack.heal()
+        with serving(env) as second:
+            slack.wait_for(lambda: parents(slack), description="the alert after restart")
+            wait_until(lambda: alert_statuses(sessions) == ["posted"], "the alert marked posted")
+            assert second.terminate() == 0
+        assert len(parents(slack)) == 1
+
+
+def test_two_replicas_post_each_of_200_downvotes_once(
+    database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    with FakeSlack() as slack:
+        env = slack_env(database_url, slack)
+        with serving(env) as one, serving(env) as two:
+
+            async def send_all() -> list[int]:
+                async with httpx.AsyncClient(timeout=60) as http:
+                    sends = []
+                    for n in range(200):
+                        body, headers = signed(
+                            registered_app.secret,
+                            {"id": f"r{n}", "prompt": f"p{n}", "response": "r", "rating": "down"},
+                        )
+                        url = (one if n % 2 else two).url
+                        sends.append(http.post(f"{url}/v1/feedback", content=body, headers=headers))
+                    return [r.status_code for r in await asyncio.gather(*sends)]
+
+            assert asyncio.run(send_all()) == [202] * 200
+            wait_until(
+                lambda: alert_statuses(sessions).count("posted") == 200, "200 alerts posted", 120
+            )
+            assert one.terminate() == 0 and two.terminate() == 0
+        ids = [m["metadata"]["event_payload"]["event_id"] for m in parents(slack)]  # type: ignore[index]
+        assert len(ids) == 200 and len(set(ids)) == 200
