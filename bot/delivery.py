@@ -26,14 +26,11 @@ from urllib.parse import quote
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.blocks import (
     EVENT_TYPE,
-    AlertContent,
     AlertMessage,
-    alert_message,
     message_as_text,
     reply_blocks,
 )
@@ -45,9 +42,11 @@ from bot.metrics import (
     ALERTS_RETRIED,
 )
 from bot.redact import Redactor
+from bot.rendering import render_alert
 from storage import alerts as outbox
+from storage import triage
 from storage.alerts import ClaimedAlert
-from storage.db import write_lock
+from storage.db import transact
 
 logger = logging.getLogger("downvote.delivery")
 
@@ -96,26 +95,6 @@ class DeliveryError(Exception):
         self.permanent = permanent
 
 
-def alert_content(alert: ClaimedAlert) -> AlertContent:
-    event = alert.event
-    return AlertContent(
-        event_id=event.id,
-        external_id=event.external_id,
-        app_name=alert.app_name,
-        feature=event.feature,
-        model=event.model,
-        latency_ms=event.latency_ms,
-        confidence=event.confidence,
-        user_id=event.user_id,
-        occurred_at=event.occurred_at,
-        comment=event.comment,
-        prompt=event.prompt,
-        response=event.response,
-        trace_url=event.trace_url,
-        correction=event.correction,
-    )
-
-
 def block_kit_builder_url(message: AlertMessage) -> str:
     """A link that opens the message in Slack's Block Kit Builder, for preview mode."""
     return "https://app.slack.com/block-kit-builder/#" + quote(
@@ -129,7 +108,7 @@ class DeliveryWorker:
     client: AsyncWebClient | None  # None: preview mode, print instead of post
     default_channel: str | None
     redactor: Redactor
-    categories: Callable[[], Sequence[str]]
+    default_categories: Sequence[str]
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     name: str = field(default_factory=worker_name)
     clock: Callable[[], datetime] = utc_now
@@ -137,20 +116,9 @@ class DeliveryWorker:
     _wake: asyncio.Event | None = field(default=None, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
 
-    @property
-    def engine(self) -> Engine:
-        engine = self.sessions.kw["bind"]
-        assert isinstance(engine, Engine)
-        return engine
-
     async def _db(self, work: Callable[[Session], Any]) -> Any:
         """Run one short transaction off the event loop."""
-
-        def run() -> Any:
-            with write_lock(self.engine), self.sessions.begin() as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(transact, self.sessions, work)
 
     def wake(self) -> None:
         """Called (from any thread) when downvotes were stored, so they go out at once."""
@@ -214,8 +182,13 @@ class DeliveryWorker:
 
     async def deliver(self, alert: ClaimedAlert) -> datetime | None:
         """Post one alert, recording each step Slack confirms; if it failed, say when to retry."""
-        message = alert_message(
-            alert_content(alert), categories=self.categories(), redactor=self.redactor
+        categories = await self._db(lambda s: triage.categories(s, self.default_categories))
+        message = render_alert(
+            alert.event,
+            alert.app_name,
+            snapshot=None,
+            categories=categories,
+            redactor=self.redactor,
         )
         try:
             if self.client is None:

@@ -27,6 +27,7 @@ from storage.criteria import (
     MedianDuration,
     NameCount,
     categories_compared,
+    compute_criterion,
     compute_criterion_series,
     downvote_counts,
     median_time_to_triage,
@@ -144,11 +145,15 @@ def daily_summary(
 ) -> DailySummary:
     """Everything the daily summary of `day` (local to `tz`) shows."""
     period = day_containing(day, tz)
-    bounds = [period.previous().start, period.start, period.end]
-    lines = []
-    for criterion in config.criteria:
-        series = compute_criterion_series(session, criterion.to_spec(), bounds)
-        lines.append(CriterionLine(criterion, series.periods[1], series.periods[0]))
+    before = period.previous()
+    lines = [
+        CriterionLine(
+            criterion,
+            result=compute_criterion(session, criterion.to_spec(), period.start, period.end),
+            previous=compute_criterion(session, criterion.to_spec(), before.start, before.end),
+        )
+        for criterion in config.criteria
+    ]
     return DailySummary(
         period=period,
         now=now,

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from fastapi import FastAPI
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import DownvoteConfig, load_config
 from bot.delivery import DeliveryPolicy, DeliveryWorker
+from bot.listeners import TriageContext
 from bot.redact import Redactor
 from bot.settings import Settings
+from bot.slack_app import make_bolt_app, mount_slack_events, socket_mode_handler
 from bot.slack_client import make_slack_client
 from storage.db import make_engine, make_sessionmaker
 from webhooks.app import create_app
@@ -68,19 +71,25 @@ def build_service(
         client=slack_client_for(settings),
         default_channel=settings.slack_channel,
         redactor=make_redactor(config),
-        categories=lambda: config.categories,
+        default_categories=config.categories,
         policy=policy
         or DeliveryPolicy(lease=timedelta(seconds=settings.downvote_alert_lease_seconds)),
         console=console,
     )
 
+    socket_mode: AsyncSocketModeHandler | None = None
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         delivery = asyncio.create_task(worker.run(stop), name="delivery-worker")
+        if socket_mode is not None:
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]
         try:
             yield
         finally:
+            if socket_mode is not None:
+                await socket_mode.close_async()  # type: ignore[no-untyped-call]
             stop.set()
             try:
                 await asyncio.wait_for(delivery, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -97,4 +106,18 @@ def build_service(
         lifespan=lifespan,
         on_downvotes_stored=lambda _count: worker.wake(),
     )
+    if worker.client is not None and settings.slack_signing_secret is not None:
+        bolt = make_bolt_app(
+            worker.client,
+            settings.slack_signing_secret.get_secret_value(),
+            TriageContext(
+                sessions=sessions,
+                default_categories=config.categories,
+                redactor=worker.redactor,
+                timezone=settings.timezone,
+            ),
+        )
+        mount_slack_events(app, bolt)
+        if settings.slack_app_token is not None:
+            socket_mode = socket_mode_handler(bolt, settings.slack_app_token.get_secret_value())
     return Service(app=app, sessions=sessions, worker=worker, config=config)

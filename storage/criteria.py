@@ -209,14 +209,12 @@ def _condition(
             return equals, [reported]
 
 
-def _in_periods(bounds: Sequence[datetime]) -> ColumnElement[bool]:
-    return and_(FeedbackEvent.occurred_at >= bounds[0], FeedbackEvent.occurred_at < bounds[-1])
+def _in_period(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    return [FeedbackEvent.occurred_at >= start, FeedbackEvent.occurred_at < end]
 
 
 def _period_index(bounds: Sequence[datetime]) -> ColumnElement[int]:
     """0 for events in [bounds[0], bounds[1]), 1 for the next period, and so on."""
-    if len(bounds) == 2:
-        return literal_column("0")
     return case(
         *[
             (FeedbackEvent.occurred_at < bound, literal_column(str(i)))
@@ -224,11 +222,6 @@ def _period_index(bounds: Sequence[datetime]) -> ColumnElement[int]:
         ],
         else_=literal_column(str(len(bounds) - 2)),
     )
-
-
-def _check_bounds(bounds: Sequence[datetime]) -> None:
-    if len(bounds) < 2 or any(a >= b for a, b in pairwise(bounds)):
-        raise ValueError("bounds must be at least two strictly increasing instants")
 
 
 def nearest_rank(n: int, percentile: float) -> int:
@@ -243,7 +236,7 @@ def _exact(percentile: float) -> Fraction:
 
 
 def _rank_sql(n: ColumnElement[int], percentile: float) -> ColumnElement[int]:
-    """ceil(n * num / den) in integer arithmetic, identical on every database."""
+    """nearest_rank in SQL: ceil(n * num / den) in integer arithmetic, the same everywhere."""
     p = _exact(percentile)
     numerator, denominator = p.numerator, 100 * p.denominator
     return (n * numerator + (denominator - 1)) // denominator
@@ -257,7 +250,11 @@ def compute_criterion(
     session: Session, spec: CriterionSpec, start: datetime, end: datetime
 ) -> CriterionResult:
     """The criterion's value over [start, end)."""
-    return compute_criterion_series(session, spec, [start, end]).whole
+    if start >= end:
+        raise ValueError("a period must end after it starts")
+    if isinstance(spec, ShareSpec):
+        return _share_result(*_share_counts(session, spec, start, end))
+    return _percentile(session, spec, start, end)
 
 
 def compute_criterion_series(
@@ -265,65 +262,65 @@ def compute_criterion_series(
 ) -> CriterionSeries:
     """The criterion for each period between consecutive `bounds`, and over all of them.
 
-    One query for all periods: a week's trend costs one scan, not seven.
+    A query per period rather than one bucketed query: each uses the occurred_at index for its
+    own range, and SQLite spends more evaluating a per-row CASE than scanning a range twice.
+    A share over the whole span adds up the periods' counts; a percentile needs its own query.
     """
-    _check_bounds(bounds)
-    if isinstance(spec, ShareSpec):
-        return _share_series(session, spec, bounds)
-    return _percentile_series(session, spec, bounds)
+    if len(bounds) < 2:
+        raise ValueError("bounds need at least a start and an end")
+    if isinstance(spec, PercentileSpec):
+        periods = [compute_criterion(session, spec, a, b) for a, b in pairwise(bounds)]
+        return CriterionSeries(periods, compute_criterion(session, spec, bounds[0], bounds[-1]))
+    counts = [_share_counts(session, spec, a, b) for a, b in pairwise(bounds)]
+    whole = _share_result(sum(n for n, _ in counts), sum(met for _, met in counts))
+    return CriterionSeries([_share_result(*c) for c in counts], whole)
 
 
-def _share_series(session: Session, spec: ShareSpec, bounds: Sequence[datetime]) -> CriterionSeries:
+def _share_counts(
+    session: Session, spec: ShareSpec, start: datetime, end: datetime
+) -> tuple[int, int]:
+    """(events counted, events meeting the condition) in [start, end)."""
+    if start >= end:
+        raise ValueError("a period must end after it starts")
     meets, required = _condition(spec.condition, _dialect(session))
-    period = _period_index(bounds).label("period")
-    query = select(
-        period, func.count().label("sample"), func.count(case((meets, 1))).label("met")
-    ).where(_in_periods(bounds), *_filter_clauses(spec.filter), *required)
-    if len(bounds) > 2:  # one period needs no grouping (and GROUP BY 0 would mean column 0)
-        query = query.group_by(period)
-    counts = {row.period: (row.sample, row.met) for row in session.execute(query)}
-    periods = [_share(*counts.get(i, (0, 0))) for i in range(len(bounds) - 1)]
-    total_sample = sum(sample for sample, _ in counts.values())
-    total_met = sum(met for _, met in counts.values())
-    return CriterionSeries(periods=periods, whole=_share(total_sample, total_met))
+    query = select(func.count(), func.count(case((meets, 1)))).where(
+        *_in_period(start, end), *_filter_clauses(spec.filter), *required
+    )
+    sample, met = session.execute(query).one()
+    return sample, met
 
 
-def _share(sample: int, met: int) -> CriterionResult:
+def _share_result(sample: int, met: int) -> CriterionResult:
     # Divide in Python from exact integer counts: no database float formatting differences.
     return CriterionResult(value=met / sample if sample else None, sample=sample)
 
 
-def _percentile_series(
-    session: Session, spec: PercentileSpec, bounds: Sequence[datetime]
-) -> CriterionSeries:
-    value = _value_of(spec.field, _dialect(session))
-    period = _period_index(bounds)
-    ranked = (
-        select(
-            period.label("period"),
-            value.label("value"),
-            func.row_number().over(partition_by=period, order_by=value).label("rank_in_period"),
-            func.count().over(partition_by=period).label("n_in_period"),
-            func.row_number().over(order_by=value).label("rank_overall"),
-            func.count().over().label("n_overall"),
-        )
-        .where(_in_periods(bounds), value.is_not(None), *_filter_clauses(spec.filter))
-        .subquery()
+def _percentile(
+    session: Session, spec: PercentileSpec, start: datetime, end: datetime
+) -> CriterionResult:
+    """Nearest-rank pN in one statement: count the values, then read the one at that rank.
+
+    The row is found with ORDER BY ... LIMIT 1 OFFSET k, sorted from the nearer end (p95 sorts
+    descending and skips 5%), so both databases keep only k rows in a bounded sort instead of
+    sorting them all. Counting in the same statement keeps n and the rank consistent.
+    """
+    value = _value_of(spec.field, _dialect(session)).label("value")
+    where = [*_in_period(start, end), value.is_not(None), *_filter_clauses(spec.filter)]
+    n = select(func.count().label("n")).where(*where).cte("n")
+    rank = _rank_sql(n.c.n, spec.percentile)
+    from_top = _exact(spec.percentile) > 50
+    skip = select(n.c.n - rank if from_top else rank - 1).scalar_subquery()
+    query = (
+        select(value, select(n.c.n).scalar_subquery().label("n"))
+        .where(*where)
+        .order_by(value.desc() if from_top else value.asc())
+        .limit(1)
+        .offset(skip)
     )
-    query = select(ranked).where(
-        or_(
-            ranked.c.rank_in_period == _rank_sql(ranked.c.n_in_period, spec.percentile),
-            ranked.c.rank_overall == _rank_sql(ranked.c.n_overall, spec.percentile),
-        )
-    )
-    periods = [EMPTY] * (len(bounds) - 1)
-    whole = EMPTY
-    for row in session.execute(query):
-        if row.rank_in_period == nearest_rank(row.n_in_period, spec.percentile):
-            periods[row.period] = CriterionResult(float(row.value), row.n_in_period)
-        if row.rank_overall == nearest_rank(row.n_overall, spec.percentile):
-            whole = CriterionResult(float(row.value), row.n_overall)
-    return CriterionSeries(periods=periods, whole=whole)
+    row = session.execute(query).first()
+    if row is None:  # no values: the offset is always within n otherwise
+        return EMPTY
+    return CriterionResult(value=float(row.value), sample=row.n)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,8 +418,7 @@ def categories_compared(
     session: Session, previous_start: datetime, start: datetime, end: datetime
 ) -> list[CategoryChange]:
     """Category counts in [start, end) beside [previous_start, start), busiest first."""
-    bounds = [previous_start, start, end]
-    period = _period_index(bounds).label("period")
+    period = _period_index([previous_start, start, end]).label("period")
     query = (
         select(EventCategory.category, period, func.count().label("n"))
         .select_from(EventCategory)

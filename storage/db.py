@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
 def is_sqlite(engine_or_url: Engine | str) -> bool:
@@ -68,3 +70,16 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
         return nullcontext()
     with _write_locks_guard:
         return _write_locks.setdefault(engine, threading.Lock())
+
+
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    engine = sessions.kw["bind"]
+    if not isinstance(engine, Engine):
+        raise TypeError("sessionmaker is not bound to an Engine")
+    return engine
+
+
+def transact(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run `work` in one transaction (behind the SQLite write gate) and commit it."""
+    with write_lock(engine_of(sessions)), sessions.begin() as session:
+        return work(session)

@@ -129,17 +129,22 @@ def change_categories(
     _touch(triage, user, now)
 
 
-def toggle_status(session: Session, event_id: int, *, status: str, user: str, now: datetime) -> str:
-    """Set `resolved` or `not_a_model_issue`; clicking it again reopens (acknowledged)."""
-    if status not in (RESOLVED, NOT_A_MODEL_ISSUE):
-        raise ValueError(f"cannot toggle to {status!r}")
+def set_status(session: Session, event_id: int, *, status: str, user: str, now: datetime) -> bool:
+    """Set the status the clicker asked for; True if it changed (two identical clicks: one change).
+
+    Buttons say what they will do ("Resolved" / "Reopen"), so a click carries its intent and two
+    people pressing the same button at once agree instead of cancelling each other out.
+    """
+    if status not in (ACKNOWLEDGED, RESOLVED, NOT_A_MODEL_ISSUE):
+        raise ValueError(f"cannot set status {status!r} from Slack")
     triage = _locked_triage(session, event_id, now)
     old = triage.status
-    new = ACKNOWLEDGED if old == status else status
     _touch(triage, user, now)
-    triage.status = new
-    _audit(session, event_id, user=user, action="status", old=old, new=new, now=now)
-    return new
+    if old == status:
+        return False
+    triage.status = status
+    _audit(session, event_id, user=user, action="status", old=old, new=status, now=now)
+    return True
 
 
 def toggle_assignee(session: Session, event_id: int, *, user: str, now: datetime) -> str | None:

@@ -59,7 +59,7 @@ def make_worker(
         ),
         default_channel=channel,
         redactor=Redactor(),
-        categories=lambda: ["hallucination", "refusal"],
+        default_categories=["hallucination", "refusal"],
         policy=policy,
         name=name,
         console=console,

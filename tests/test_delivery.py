@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.blocks import EVENT_TYPE
 from bot.delivery import DeliveryPolicy
+from bot.redact import Redactor
+from bot.rendering import render_alert
 from storage.models import Alert
 from tests.alerting import alert_statuses, make_worker, store_downvotes
 from tests.conftest import RegisteredApp
@@ -160,11 +162,9 @@ async def test_reconciles_a_post_made_before_a_crash(
                 s, worker="crashed", now=utc_now(), lease=timedelta(seconds=30), limit=1
             )
         )
-        from bot.blocks import alert_message
-        from bot.delivery import alert_content
-        from bot.redact import Redactor
-
-        message = alert_message(alert_content(claimed), categories=[], redactor=Redactor())
+        message = render_alert(
+            claimed.event, claimed.app_name, snapshot=None, categories=[], redactor=Redactor()
+        )
         slack.add_message(
             "#alerts",
             message.text,
