@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
 from storage.apps import active_credentials
-from storage.db import write_lock
+from storage.db import engine_of, write_lock
 from storage.events import NewEvent, StoredEvent, store_events
 from webhooks.auth import Caller, CredentialCache, authenticate, has_credentials
 from webhooks.errors import BadRequest, UnsupportedMediaType
@@ -46,9 +46,7 @@ class Ingestor:
 
     @property
     def engine(self) -> Engine:
-        engine = self.sessions.kw["bind"]
-        assert isinstance(engine, Engine)
-        return engine
+        return engine_of(self.sessions)
 
     def _load_credentials(self, now: datetime) -> list[Any]:
         with self.sessions() as session:
