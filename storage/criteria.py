@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Float,
     Select,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -209,8 +211,12 @@ def _condition(
             return equals, [reported]
 
 
-def _in_period(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
-    return [FeedbackEvent.occurred_at >= start, FeedbackEvent.occurred_at < end]
+def _in_period() -> list[ColumnElement[bool]]:
+    """[:start, :end), bound when the statement runs."""
+    return [
+        FeedbackEvent.occurred_at >= bindparam("start"),
+        FeedbackEvent.occurred_at < bindparam("end"),
+    ]
 
 
 def _period_index(bounds: Sequence[datetime]) -> ColumnElement[int]:
@@ -246,12 +252,16 @@ def _rank_sql(n: ColumnElement[int], percentile: float) -> ColumnElement[int]:
 # Criteria
 
 
+def _check_bounds(bounds: Sequence[datetime]) -> None:
+    if len(bounds) < 2 or any(a >= b for a, b in pairwise(bounds)):
+        raise ValueError("periods must end after they start: bounds must strictly increase")
+
+
 def compute_criterion(
     session: Session, spec: CriterionSpec, start: datetime, end: datetime
 ) -> CriterionResult:
     """The criterion's value over [start, end)."""
-    if start >= end:
-        raise ValueError("a period must end after it starts")
+    _check_bounds([start, end])
     if isinstance(spec, ShareSpec):
         return _share_result(*_share_counts(session, spec, start, end))
     return _percentile(session, spec, start, end)
@@ -266,8 +276,7 @@ def compute_criterion_series(
     own range, and SQLite spends more evaluating a per-row CASE than scanning a range twice.
     A share over the whole span adds up the periods' counts; a percentile needs its own query.
     """
-    if len(bounds) < 2:
-        raise ValueError("bounds need at least a start and an end")
+    _check_bounds(bounds)
     if isinstance(spec, PercentileSpec):
         periods = [compute_criterion(session, spec, a, b) for a, b in pairwise(bounds)]
         return CriterionSeries(periods, compute_criterion(session, spec, bounds[0], bounds[-1]))
@@ -280,14 +289,19 @@ def _share_counts(
     session: Session, spec: ShareSpec, start: datetime, end: datetime
 ) -> tuple[int, int]:
     """(events counted, events meeting the condition) in [start, end)."""
-    if start >= end:
-        raise ValueError("a period must end after it starts")
-    meets, required = _condition(spec.condition, _dialect(session))
-    query = select(func.count(), func.count(case((meets, 1)))).where(
-        *_in_period(start, end), *_filter_clauses(spec.filter), *required
-    )
-    sample, met = session.execute(query).one()
+    query = _share_query(spec, _dialect(session))
+    sample, met = session.execute(query, {"start": start, "end": end}).one()
     return sample, met
+
+
+# Statements are built once per criterion and dialect, then run for each period with new bounds:
+# a week's trend reuses one statement seven times instead of rebuilding it.
+@lru_cache(maxsize=256)
+def _share_query(spec: ShareSpec, dialect: str) -> Select[int, int]:
+    meets, required = _condition(spec.condition, dialect)
+    return select(func.count(), func.count(case((meets, 1)))).where(
+        *_in_period(), *_filter_clauses(spec.filter), *required
+    )
 
 
 def _share_result(sample: int, met: int) -> CriterionResult:
@@ -298,29 +312,34 @@ def _share_result(sample: int, met: int) -> CriterionResult:
 def _percentile(
     session: Session, spec: PercentileSpec, start: datetime, end: datetime
 ) -> CriterionResult:
+    query = _percentile_query(spec, _dialect(session))
+    row = session.execute(query, {"start": start, "end": end}).first()
+    if row is None:  # no values: the offset is always within n otherwise
+        return EMPTY
+    return CriterionResult(value=float(row.value), sample=row.n)
+
+
+@lru_cache(maxsize=256)
+def _percentile_query(spec: PercentileSpec, dialect: str) -> Select[Any, Any]:
     """Nearest-rank pN in one statement: count the values, then read the one at that rank.
 
     The row is found with ORDER BY ... LIMIT 1 OFFSET k, sorted from the nearer end (p95 sorts
     descending and skips 5%), so both databases keep only k rows in a bounded sort instead of
     sorting them all. Counting in the same statement keeps n and the rank consistent.
     """
-    value = _value_of(spec.field, _dialect(session)).label("value")
-    where = [*_in_period(start, end), value.is_not(None), *_filter_clauses(spec.filter)]
+    value = _value_of(spec.field, dialect).label("value")
+    where = [*_in_period(), value.is_not(None), *_filter_clauses(spec.filter)]
     n = select(func.count().label("n")).where(*where).cte("n")
     rank = _rank_sql(n.c.n, spec.percentile)
     from_top = _exact(spec.percentile) > 50
     skip = select(n.c.n - rank if from_top else rank - 1).scalar_subquery()
-    query = (
+    return (
         select(value, select(n.c.n).scalar_subquery().label("n"))
         .where(*where)
         .order_by(value.desc() if from_top else value.asc())
         .limit(1)
         .offset(skip)
     )
-    row = session.execute(query).first()
-    if row is None:  # no values: the offset is always within n otherwise
-        return EMPTY
-    return CriterionResult(value=float(row.value), sample=row.n)
 
 
 # ---------------------------------------------------------------------------------------------

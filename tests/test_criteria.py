@@ -297,7 +297,7 @@ def test_series_equals_one_query_per_period(
 
 
 def test_series_rejects_unordered_bounds(db: Session) -> None:
-    with pytest.raises(ValueError, match="increasing"):
+    with pytest.raises(ValueError, match="must end after they start"):
         compute_criterion_series(db, ShareSpec(RatedUp()), [T0 + DAY, T0])
 
 
