@@ -206,14 +206,15 @@ class _Section(BaseModel):
 
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
+Label = Annotated[str, Field(min_length=1, max_length=255)]  # as long as the event fields
 
 
 class Filter(_Section):
     """Which events a criterion looks at; every key given must match."""
 
     app: Name | None = None
-    feature: Name | None = None
-    model: Name | None = None
+    feature: Label | None = None
+    model: Label | None = None
     confidence_above: float | None = None
     rated_only: bool = False
 

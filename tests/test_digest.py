@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -46,7 +47,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
 
 
 def config_with(*criteria: dict[str, Any]) -> DownvoteConfig:
-    return DownvoteConfig(criteria=list(criteria))
+    return DownvoteConfig.model_validate({"criteria": list(criteria)})
 
 
 SATISFACTION = {
@@ -107,7 +108,7 @@ class Day:
         self.session.flush()
         return event
 
-    def many(self, at: datetime, ratings: list[str | None]) -> None:
+    def many(self, at: datetime, ratings: Sequence[str | None]) -> None:
         """Insert in one statement: fast enough for the thousands some tests need."""
         rows = [
             {
@@ -376,7 +377,7 @@ def test_weekly_chart_has_seven_points_per_criterion(db: Session) -> None:
     panels = figure.get_axes()
     assert len(panels) == 3
     for panel in panels:
-        assert len(panel.get_lines()[0].get_xdata()) == 7
+        assert numpy.size(panel.get_lines()[0].get_xdata()) == 7
 
 
 def test_weekly_blocks_show_the_uploaded_chart_and_stay_within_limits(db: Session) -> None:

@@ -19,7 +19,8 @@ from storage.periods import (
 
 NEW_YORK = ZoneInfo("America/New_York")
 SANTIAGO = ZoneInfo("America/Santiago")  # changes its clocks at midnight
-ZONES = [NEW_YORK, SANTIAGO, ZoneInfo("Europe/Paris"), ZoneInfo("Australia/Lord_Howe"), UTC]
+UTC_ZONE = ZoneInfo("UTC")
+ZONES = [NEW_YORK, SANTIAGO, ZoneInfo("Europe/Paris"), ZoneInfo("Australia/Lord_Howe"), UTC_ZONE]
 
 
 def test_spring_forward_day_lasts_23_hours() -> None:
@@ -63,15 +64,15 @@ def test_day_bounds_are_the_local_midnights() -> None:
 
 
 def test_previous_period() -> None:
-    assert day_containing(date(2026, 3, 1), UTC).previous().first_day == date(2026, 2, 28)
-    assert week_containing(date(2026, 3, 4), UTC).previous().first_day == date(2026, 2, 23)
+    assert day_containing(date(2026, 3, 1), UTC_ZONE).previous().first_day == date(2026, 2, 28)
+    assert week_containing(date(2026, 3, 4), UTC_ZONE).previous().first_day == date(2026, 2, 23)
 
 
 def test_last_complete_day_is_yesterday_in_the_zone_not_in_utc() -> None:
     # 03:00 UTC on 10 Mar is still 9 Mar in New York: the last complete day there is 8 Mar.
     now = datetime(2026, 3, 10, 3, tzinfo=UTC)
     assert last_complete_day(now, NEW_YORK).first_day == date(2026, 3, 8)
-    assert last_complete_day(now, UTC).first_day == date(2026, 3, 9)
+    assert last_complete_day(now, UTC_ZONE).first_day == date(2026, 3, 9)
 
 
 def test_last_complete_week_is_the_week_before_this_one() -> None:
@@ -83,7 +84,7 @@ def test_last_complete_week_is_the_week_before_this_one() -> None:
 
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
-        last_complete_day(datetime(2026, 3, 9), UTC)
+        last_complete_day(datetime(2026, 3, 9), UTC_ZONE)
 
 
 def test_is_complete() -> None:
