@@ -15,12 +15,14 @@ from typing import Annotated, Any, TextIO
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.config import ConfigError
+from bot.config import ConfigError, DownvoteConfig, load_config
 from bot.settings import Settings
+from bot.summaries import Kind
 from storage import alerts as alert_store
 from storage import apps as app_store
 from storage.db import make_engine, make_sessionmaker
@@ -59,14 +61,24 @@ def load_settings() -> Settings:
         raise UserError(f"invalid setting {where.upper()}: {first['msg']}") from None
 
 
-@contextmanager
-def transaction(settings: Settings) -> Iterator[Session]:
-    """One unit of work against the configured database, schema brought up to date first."""
+def ready_engine(settings: Settings) -> Engine:
+    """An engine on the configured database with the schema brought up to date."""
     from storage.migrate import upgrade
 
     engine = make_engine(settings.database_url)
     try:
         upgrade(settings.database_url, engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise UserError(f"cannot use the database {engine.url!r}: {exc.orig}") from None
+    return engine
+
+
+@contextmanager
+def transaction(settings: Settings) -> Iterator[Session]:
+    """One unit of work against the configured database."""
+    engine = ready_engine(settings)
+    try:
         with make_sessionmaker(engine).begin() as session:
             yield session
     except OperationalError as exc:
@@ -88,18 +100,10 @@ def serve(
     import uvicorn
 
     from bot.service import build_service
-    from storage.migrate import upgrade
 
     settings = load_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        upgrade(settings.database_url, engine)
-    except OperationalError as exc:
-        fail(f"cannot use the database {engine.url!r}: {exc.orig}")
-    try:
-        service = build_service(settings, engine=engine)
-    except ConfigError as exc:
-        fail(str(exc))
+    engine = ready_engine(settings)
+    service = build_service(settings, engine=engine, config=load_downvote_config(settings))
     typer.echo(welcome_text(settings, host, port), err=True)
     # uvicorn drains on SIGTERM, then re-raises it to the previous handler: make that a clean exit.
     signal.signal(signal.SIGTERM, _exit_after_drain)
@@ -128,13 +132,7 @@ def welcome_text(settings: Settings, host: str, port: int) -> str:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending database migrations."""
-    from storage.migrate import upgrade
-
-    settings = load_settings()
-    try:
-        upgrade(settings.database_url)
-    except OperationalError as exc:
-        fail(f"cannot use the database: {exc.orig}")
+    ready_engine(load_settings()).dispose()
     typer.echo("database is up to date")
 
 
@@ -187,6 +185,67 @@ def apps_rotate(name: str) -> None:
     typer.echo(
         credentials_text(issued, heading=f"New credentials for {name!r} (old ones work 24 h).")
     )
+
+
+class DigestKind(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+
+
+@cli.command()
+def digest(
+    kind: Annotated[DigestKind, typer.Argument(help="daily or weekly.")],
+    date_: Annotated[
+        str | None,
+        typer.Option("--date", help="A day in the period (default: the last complete one)."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print it; post nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Post again if already posted.")] = False,
+) -> None:
+    """Build the summary of a day or a Monday-to-Sunday week; post it once (or print it)."""
+    import asyncio
+
+    from bot.service import make_summary_poster, slack_client_for, summary_timezone
+    from bot.summaries import Outcome, period_of, render
+    from storage.periods import last_complete_day, last_complete_week
+
+    settings = load_settings()
+    config = load_downvote_config(settings)
+    tz = summary_timezone(settings, config)
+    period_kind: Kind = "daily" if kind is DigestKind.daily else "weekly"
+    day = _parse_day(date_, "--date")
+    if day is not None:
+        period = period_of(period_kind, day.date(), tz)
+    elif period_kind == "daily":
+        period = last_complete_day(now(), tz)
+    else:
+        period = last_complete_week(now(), tz)
+    if dry_run:
+        with transaction(settings) as session:
+            typer.echo(render(session, period_kind, period, config, now()).console)
+        return
+    engine = ready_engine(settings)
+    poster = make_summary_poster(
+        settings, make_sessionmaker(engine), config, slack_client_for(settings)
+    )
+    try:
+        result = asyncio.run(poster.post(period_kind, period, force=force, skip_before_data=False))
+    finally:
+        engine.dispose()
+    label = f"{period_kind} summary for {period.first_day.isoformat()}"
+    if result.outcome is Outcome.FAILED:
+        fail(f"{label} was not posted: {result.detail}")
+    if result.outcome is Outcome.ALREADY_POSTED:
+        typer.echo(f"{label} was posted already; --force posts it again")
+        return
+    typer.echo(f"{label}: {result.outcome.value}")
+
+
+def load_downvote_config(settings: Settings) -> DownvoteConfig:
+    try:
+        return load_config(settings.config_path)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
 
 
 @alerts_cli.command("failed")

@@ -43,6 +43,7 @@ from bot.metrics import (
 )
 from bot.redact import Redactor
 from bot.rendering import render_alert
+from bot.slack_history import find_posted
 from storage import alerts as outbox
 from storage import triage
 from storage.alerts import ClaimedAlert
@@ -264,10 +265,10 @@ class DeliveryWorker:
                 )
             )
 
-    async def _call(self, method: Callable[..., Any], **kwargs: Any) -> Any:
+    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One Web API call; slack_sdk's handlers have already retried what they could."""
         try:
-            return await method(**kwargs)
+            return await method(*args, **kwargs)
         except SlackApiError as exc:
             reason = str(exc.response.get("error") or f"http_{exc.response.status_code}")
             raise DeliveryError(reason, permanent=reason in PERMANENT_ERRORS) from None
@@ -278,34 +279,19 @@ class DeliveryWorker:
         self, alert: ClaimedAlert, channel: str, client: AsyncWebClient
     ) -> tuple[str, str] | None:
         """Look for this alert's message in the channel (by metadata) before posting again."""
-        channel_id = (
-            alert.slack_channel_id
-            or await self._db(lambda s: outbox.known_channel_id(s, alert.channel))
-            or channel
+        known = alert.slack_channel_id or await self._db(
+            lambda s: outbox.known_channel_id(s, alert.channel)
         )
-        oldest = f"{alert.created_at.timestamp() - 60:.6f}"
-        cursor: str | None = None
-        for _ in range(20):  # at most 20 pages of 200 messages since the alert was created
-            response = await self._call(
-                client.conversations_history,
-                channel=channel_id,
-                oldest=oldest,
-                include_all_metadata=True,
-                limit=200,
-                **({"cursor": cursor} if cursor else {}),
-            )
-            for message in response.get("messages", []):
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == EVENT_TYPE
-                    and payload.get("event_id") == alert.event.id
-                ):
-                    return str(response.get("channel") or channel_id), str(message["ts"])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                return None
-        return None
+        found: tuple[str, str] | None = await self._call(
+            find_posted,
+            client,
+            known or channel,
+            since=alert.created_at,
+            matches=lambda kind, payload: (
+                kind == EVENT_TYPE and payload.get("event_id") == alert.event.id
+            ),
+        )
+        return found
 
     async def _count_replies(
         self, alert: ClaimedAlert, channel_id: str, ts: str, client: AsyncWebClient

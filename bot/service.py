@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -20,9 +21,11 @@ from bot.config import DownvoteConfig, load_config
 from bot.delivery import DeliveryPolicy, DeliveryWorker
 from bot.listeners import TriageContext
 from bot.redact import Redactor
+from bot.schedule import make_scheduler
 from bot.settings import Settings
 from bot.slack_app import make_bolt_app, mount_slack_events, socket_mode_handler
 from bot.slack_client import make_slack_client
+from bot.summaries import SummaryPoster
 from storage.db import make_engine, make_sessionmaker
 from webhooks.app import create_app
 
@@ -37,6 +40,7 @@ class Service:
     app: FastAPI
     sessions: sessionmaker[Session]
     worker: DeliveryWorker
+    poster: SummaryPoster
     config: DownvoteConfig
 
 
@@ -77,12 +81,16 @@ def build_service(
         console=console,
     )
 
+    poster = make_summary_poster(settings, sessions, config, worker.client, console)
     socket_mode: AsyncSocketModeHandler | None = None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         delivery = asyncio.create_task(worker.run(stop), name="delivery-worker")
+        scheduler = make_scheduler(poster, config.schedule, poster.tz)
+        scheduler.start()
+        catch_up = asyncio.create_task(poster.post_due(), name="summaries-catch-up")
         if socket_mode is not None:
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]
         try:
@@ -90,6 +98,8 @@ def build_service(
         finally:
             if socket_mode is not None:
                 await socket_mode.close_async()  # type: ignore[no-untyped-call]
+            scheduler.shutdown(wait=False)
+            catch_up.cancel()
             stop.set()
             try:
                 await asyncio.wait_for(delivery, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -120,4 +130,26 @@ def build_service(
         mount_slack_events(app, bolt)
         if settings.slack_app_token is not None:
             socket_mode = socket_mode_handler(bolt, settings.slack_app_token.get_secret_value())
-    return Service(app=app, sessions=sessions, worker=worker, config=config)
+    return Service(app=app, sessions=sessions, worker=worker, poster=poster, config=config)
+
+
+def summary_timezone(settings: Settings, config: DownvoteConfig) -> ZoneInfo:
+    """downvote.toml's [schedule] timezone, else DOWNVOTE_TIMEZONE."""
+    return ZoneInfo(config.schedule.timezone) if config.schedule.timezone else settings.timezone
+
+
+def make_summary_poster(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    config: DownvoteConfig,
+    client: AsyncWebClient | None,
+    console: Callable[[str], None] = print,
+) -> SummaryPoster:
+    return SummaryPoster(
+        sessions=sessions,
+        client=client,
+        channel=settings.slack_channel,
+        config=config,
+        tz=summary_timezone(settings, config),
+        console=console,
+    )

@@ -1,0 +1,205 @@
+"""Posting the daily summary and the weekly digest: claim the period, build, send, record.
+
+Used alike by the scheduler, by `serve` at start-up (a period missed while it was down) and by
+`downvote digest`. Query (bot.digest), render (bot.digest, bot.charts) and send (here) stay apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import DownvoteConfig
+from bot.delivery import worker_name
+from bot.digest import (
+    daily_summary,
+    daily_summary_blocks,
+    daily_summary_text,
+    weekly_digest,
+    weekly_digest_blocks,
+    weekly_digest_chart,
+    weekly_digest_text,
+)
+from bot.slack_history import find_posted
+from storage import summaries
+from storage.db import transact
+from storage.periods import Period, day_containing, local_date, week_containing
+
+logger = logging.getLogger("downvote.summaries")
+Kind = Literal["daily", "weekly"]
+SUMMARY_EVENT_TYPE = "downvote_summary"
+CLAIM_LEASE = timedelta(minutes=10)
+
+
+class Outcome(StrEnum):
+    POSTED = "posted"
+    PRINTED = "printed"  # preview mode
+    ALREADY_POSTED = "already posted"
+    IN_PROGRESS = "being posted by another process"
+    FAILED = "failed"
+    NO_DATA = "skipped: Downvote had received no events by the end of the period"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    blocks: list[dict[str, Any]]
+    console: str
+    chart: bytes | None
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    period: Period
+    ts: str | None = None
+    detail: str = ""
+
+
+def due_period(kind: Kind, now: datetime, config: DownvoteConfig, tz: ZoneInfo) -> Period:
+    """The period whose post should have gone out by `now` (the latest scheduled time passed)."""
+    today = local_date(now, tz)
+    local_now = now.astimezone(tz)
+    if kind == "daily":
+        fired = today if local_now.time() >= config.schedule.daily else today - timedelta(days=1)
+        return day_containing(fired - timedelta(days=1), tz)
+    weekly = config.schedule.weekly
+    back = (today.weekday() - weekly.weekday) % 7
+    fired = today - timedelta(days=back)
+    if back == 0 and local_now.time() < weekly.at:
+        fired -= timedelta(days=7)
+    return week_containing(fired - timedelta(days=7), tz)
+
+
+def period_of(kind: Kind, day: date, tz: ZoneInfo) -> Period:
+    return day_containing(day, tz) if kind == "daily" else week_containing(day, tz)
+
+
+def render(
+    session: Session, kind: Kind, period: Period, config: DownvoteConfig, now: datetime
+) -> Rendered:
+    """Build the summary of one period: Slack blocks, console text, and the weekly chart."""
+    if kind == "daily":
+        summary = daily_summary(session, config, period.first_day, period.tz, now)
+        text, blocks = daily_summary_blocks(summary)
+        return Rendered(text, blocks, daily_summary_text(summary), None)
+    digest = weekly_digest(session, config, period.first_day, period.tz, now)
+    text, blocks = weekly_digest_blocks(digest)
+    return Rendered(text, blocks, weekly_digest_text(digest), weekly_digest_chart(digest))
+
+
+@dataclass
+class SummaryPoster:
+    sessions: sessionmaker[Session]
+    client: AsyncWebClient | None  # None: preview mode, print instead of post
+    channel: str | None
+    config: DownvoteConfig
+    tz: ZoneInfo
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    console: Callable[[str], None] = print
+    name: str = field(default_factory=worker_name)
+
+    async def _db(self, work: Callable[[Session], Any]) -> Any:
+        return await asyncio.to_thread(transact, self.sessions, work)
+
+    async def post_due(self) -> list[Result]:
+        """Post whatever is due and not yet posted: the scheduled job, and the catch-up at start."""
+        now = self.clock()
+        return [
+            await self.post(kind, due_period(kind, now, self.config, self.tz))
+            for kind in ("daily", "weekly")
+        ]
+
+    async def post_kind(self, kind: Kind) -> Result:
+        return await self.post(kind, due_period(kind, self.clock(), self.config, self.tz))
+
+    async def post(
+        self, kind: Kind, period: Period, *, force: bool = False, skip_before_data: bool = True
+    ) -> Result:
+        """Post one period once (or once more with `force`)."""
+        now = self.clock()
+        if skip_before_data and not await self._db(lambda s: summaries.has_events_before(s, period.end)):
+            return Result(Outcome.NO_DATA, period)
+        claim = await self._db(
+            lambda s: (
+                summaries.claim_forced(
+                    s, kind, period.first_day, worker=self.name, now=now, lease=CLAIM_LEASE
+                )
+                if force
+                else summaries.claim_period(
+                    s, kind, period.first_day, worker=self.name, now=now, lease=CLAIM_LEASE
+                )
+            )
+        )
+        if claim is None:
+            existing = await self._db(lambda s: summaries.posting_of(s, kind, period.first_day))
+            if existing is not None and existing.status == summaries.POSTED:
+                return Result(Outcome.ALREADY_POSTED, period, existing.slack_ts)
+            return Result(Outcome.IN_PROGRESS, period)
+        try:
+            rendered = await self._db(lambda s: render(s, kind, period, self.config, now))
+            channel, ts, outcome = await self._send(kind, period, claim, rendered)
+        except (SlackApiError, OSError, TimeoutError) as exc:
+            reason = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)
+            await self._db(
+                lambda s: summaries.release(s, claim.post_id, worker=self.name, now=self.clock())
+            )
+            logger.error("%s summary for %s not posted: %s", kind, period.first_day, reason)
+            return Result(Outcome.FAILED, period, detail=str(reason))
+        await self._db(
+            lambda s: summaries.mark_posted(
+                s, claim.post_id, worker=self.name, channel=channel, ts=ts, now=self.clock()
+            )
+        )
+        logger.info("%s summary for %s %s", kind, period.first_day, outcome.value)
+        return Result(outcome, period, ts)
+
+    async def _send(
+        self, kind: Kind, period: Period, claim: summaries.Claim, rendered: Rendered
+    ) -> tuple[str | None, str | None, Outcome]:
+        if self.client is None:
+            self.console(f"\n── Downvote {kind} summary (preview mode) ──\n{rendered.console}")
+            return None, None, Outcome.PRINTED
+        if not self.channel:
+            raise OSError("no channel: set SLACK_CHANNEL to post summaries")
+        metadata = {
+            "event_type": SUMMARY_EVENT_TYPE,
+            "event_payload": {
+                "kind": kind, "period_start": period.first_day.isoformat(),
+                "generation": claim.generation,
+            },
+        }  # fmt: skip
+        found = None
+        if claim.took_over:  # the previous holder died: did its post go through?
+            found = await find_posted(
+                self.client, self.channel, since=self.clock() - CLAIM_LEASE * 2,
+                matches=lambda event_type, payload: (
+                    event_type == SUMMARY_EVENT_TYPE and payload == metadata["event_payload"]
+                ),
+            )  # fmt: skip
+        if found is not None:
+            return found[0], found[1], Outcome.POSTED
+        response = await self.client.chat_postMessage(
+            channel=self.channel, text=rendered.text, blocks=rendered.blocks,
+            metadata=metadata, unfurl_links=False,
+        )  # fmt: skip
+        channel_id, ts = str(response["channel"]), str(response["ts"])
+        if rendered.chart is not None:
+            await self.client.files_upload_v2(
+                channel=channel_id,
+                thread_ts=ts,
+                file=rendered.chart,
+                filename=f"downvote-week-{period.first_day.isoformat()}.png",
+                title=f"Criteria, week of {period.first_day:%d %b %Y}",
+            )
+        return channel_id, ts, Outcome.POSTED
