@@ -11,11 +11,14 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Schedule
 from bot.summaries import SummaryPoster
 
-DAILY_JOB, WEEKLY_JOB = "daily-summary", "weekly-digest"
+DAILY_JOB, WEEKLY_JOB, RETRY_JOB = "daily-summary", "weekly-digest", "summaries-retry"
+# A post that failed (Slack down at 09:00) is tried again this often until it goes out.
+RETRY_MINUTES = 10
 
 
 def summary_triggers(schedule: Schedule, tz: ZoneInfo) -> dict[str, CronTrigger]:
@@ -45,4 +48,12 @@ def make_scheduler(poster: SummaryPoster, schedule: Schedule, tz: ZoneInfo) -> A
             max_instances=1,
             misfire_grace_time=None,
         )
+    scheduler.add_job(
+        poster.post_due,
+        IntervalTrigger(minutes=RETRY_MINUTES, timezone=tz),
+        id=RETRY_JOB,
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+    )
     return scheduler

@@ -29,8 +29,9 @@ class Claim:
 def _insert(session: Session, row: dict[str, object]) -> bool:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(insert(SummaryPost).values(**row).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT that did nothing.
+    statement = insert(SummaryPost).values(**row).on_conflict_do_nothing()
+    return session.execute(statement.returning(SummaryPost.id)).first() is not None
 
 
 def _row(
@@ -70,7 +71,7 @@ def claim_period(
             SummaryPost.period_start == start,
             SummaryPost.generation == 0,
             SummaryPost.status == CLAIMED,
-            SummaryPost.claimed_until < now,
+            SummaryPost.claimed_until <= now,
         )
         .values(claimed_by=worker, claimed_until=until)
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -54,8 +54,10 @@ def _upsert(session: Session, table: type[Base], row: dict[str, object]) -> bool
     """INSERT … ON CONFLICT DO NOTHING on either database; True when the row is new."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(insert(table).values(**row).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT that did nothing.
+    statement = insert(table).values(**row).on_conflict_do_nothing()
+    key = inspect(table).primary_key[0]
+    return session.execute(statement.returning(key)).first() is not None
 
 
 def _locked_triage(session: Session, event_id: int, now: datetime) -> Triage:

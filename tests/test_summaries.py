@@ -1,0 +1,199 @@
+"""Summaries posted to the fake Slack: once per period, caught up after downtime, forced again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.config import DownvoteConfig
+from bot.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
+from bot.slack_client import make_slack_client
+from bot.summaries import Outcome, SummaryPoster, due_period, period_of
+from storage.models import FeedbackEvent
+from storage.summaries import postings
+from tests.conftest import RegisteredApp
+from tests.fake_slack import FakeSlack
+from tests.processes import downvote_env, run_cli
+
+BERLIN = ZoneInfo("Europe/Berlin")
+CONFIG = DownvoteConfig.model_validate(
+    {
+        "criteria": [
+            {"name": "Satisfaction", "kind": "share", "condition": "rating = up",
+             "target": ">= 0.92", "filter": {"rated_only": True}, "min_sample": 10},
+            {"name": "Response time", "kind": "percentile", "field": "latency_ms",
+             "percentile": 95, "target": "<= 500", "min_sample": 10},
+        ],
+    }
+)  # fmt: skip
+# Tuesday 24 November 2026: the daily summary of Monday the 23rd is due from 09:00 Berlin time.
+TUESDAY_11 = datetime(2026, 11, 24, 11, 0, tzinfo=BERLIN)
+MONDAY = date(2026, 11, 23)
+
+
+def add_day_of_events(sessions: sessionmaker[Session], app: RegisteredApp, day: date) -> None:
+    """20 rated answers on `day`: 18 up (90.00%), latencies 100..2000 ms (p95 = 1900 ms)."""
+    start = datetime(day.year, day.month, day.day, 10, tzinfo=BERLIN).astimezone(UTC)
+    rows = [
+        {
+            "app_id": app.app_id, "external_id": f"{day}-{n}", "prompt": "p", "response": "r",
+            "rating": "up" if n < 18 else "down", "latency_ms": 100.0 * (n + 1),
+            "occurred_at": start + timedelta(minutes=n),
+            "received_at": start + timedelta(minutes=n),
+        }
+        for n in range(20)
+    ]  # fmt: skip
+    with sessions.begin() as session:
+        session.execute(insert(FeedbackEvent), rows)
+
+
+def poster(
+    sessions: sessionmaker[Session], slack: FakeSlack | None, now: datetime, **kw: Any
+) -> SummaryPoster:
+    return SummaryPoster(
+        sessions=sessions,
+        client=make_slack_client(slack.token, slack.api_url) if slack else None,
+        channel="#quality",
+        config=CONFIG,
+        tz=BERLIN,
+        clock=lambda: now,
+        **kw,
+    )
+
+
+def summary_messages(slack: FakeSlack) -> list[dict[str, Any]]:
+    return [
+        m for m in slack.messages()
+        if (m.get("metadata") or {}).get("event_type") == "downvote_summary"
+    ]  # fmt: skip
+
+
+def test_due_period_follows_the_schedule_in_local_time() -> None:
+    assert due_period("daily", TUESDAY_11, CONFIG, BERLIN).first_day == MONDAY
+    before_nine = TUESDAY_11.replace(hour=8, minute=59)
+    assert due_period("daily", before_nine, CONFIG, BERLIN).first_day == date(2026, 11, 22)
+    monday_9 = datetime(2026, 11, 30, 9, 0, tzinfo=BERLIN)
+    assert due_period("weekly", monday_9, CONFIG, BERLIN).first_day == MONDAY
+    assert due_period("weekly", monday_9 - timedelta(minutes=1), CONFIG, BERLIN).first_day == date(
+        2026, 11, 16
+    )
+
+
+def test_cron_triggers_fire_at_local_nine_across_the_clock_change() -> None:
+    triggers = summary_triggers(CONFIG.schedule, BERLIN)
+    # Berlin leaves summer time on Sunday 25 October 2026.
+    saturday = datetime(2026, 10, 24, 8, 0, tzinfo=BERLIN)
+    first = triggers[DAILY_JOB].get_next_fire_time(None, saturday)
+    second = triggers[DAILY_JOB].get_next_fire_time(first, first + timedelta(seconds=1))
+    assert (first.hour, second.hour) == (9, 9)
+    assert second.astimezone(UTC) - first.astimezone(UTC) == timedelta(hours=25)
+    weekly = triggers[WEEKLY_JOB].get_next_fire_time(None, saturday)
+    assert (weekly.weekday(), weekly.hour, weekly.minute) == (0, 9, 0)
+
+
+async def test_daily_summary_posts_known_values_once(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    add_day_of_events(sessions, registered_app, MONDAY)
+    with FakeSlack() as slack:
+        replicas = [poster(sessions, slack, TUESDAY_11, name=f"replica-{n}") for n in range(3)]
+        outcomes = await asyncio.gather(*(p.post_kind("daily") for p in replicas))
+        again = await replicas[0].post_kind("daily")
+        [message] = summary_messages(slack)
+    assert sorted(o.outcome for o in outcomes).count(Outcome.POSTED) == 1
+    assert again.outcome is Outcome.ALREADY_POSTED
+    shown = json.dumps(message["blocks"], ensure_ascii=False)
+    assert "90.0%" in shown and "❌" in shown  # 0.9000 against >= 0.92
+    assert "1,900 ms" in shown or "1900 ms" in shown
+    with sessions() as session:
+        [row] = postings(session, "daily")
+    assert (row.status, row.slack_ts, row.period_start) == ("posted", message["ts"], MONDAY)
+
+
+async def test_force_posts_again_and_keeps_history(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    add_day_of_events(sessions, registered_app, MONDAY)
+    with FakeSlack() as slack:
+        daily = poster(sessions, slack, TUESDAY_11)
+        period = period_of("daily", MONDAY, BERLIN)
+        assert (await daily.post("daily", period)).outcome is Outcome.POSTED
+        assert (await daily.post("daily", period, force=True)).outcome is Outcome.POSTED
+        assert len(summary_messages(slack)) == 2
+    with sessions() as session:
+        assert [(p.generation, p.forced) for p in postings(session, "daily")] == [
+            (0, False),
+            (1, True),
+        ]
+
+
+async def test_a_period_missed_while_down_is_posted_on_start(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Down at 09:00, started at 11:00: the catch-up posts Monday's summary (and nothing older)."""
+    add_day_of_events(sessions, registered_app, MONDAY)
+    with FakeSlack() as slack:
+        results = await poster(sessions, slack, TUESDAY_11).post_due()
+        [message] = summary_messages(slack)
+    by_kind = {r.period.kind: r.outcome for r in results}
+    assert by_kind["day"] is Outcome.POSTED
+    assert by_kind["week"] is Outcome.NO_DATA  # Downvote had no events by the end of last week
+    assert message["metadata"]["event_payload"]["period_start"] == MONDAY.isoformat()
+
+
+async def test_weekly_digest_uploads_its_chart_as_png(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    for offset in range(7):
+        add_day_of_events(sessions, registered_app, MONDAY + timedelta(days=offset))
+    monday_after = datetime(2026, 11, 30, 9, 5, tzinfo=BERLIN)
+    with FakeSlack() as slack:
+        result = await poster(sessions, slack, monday_after).post_kind("weekly")
+        [digest] = summary_messages(slack)
+        [chart] = slack.files
+    assert result.outcome is Outcome.POSTED
+    assert chart["bytes"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert chart["thread_ts"] == digest["ts"]
+    assert chart["name"] == "downvote-week-2026-11-23.png"
+
+
+async def test_slack_failure_releases_the_period_for_the_next_try(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    add_day_of_events(sessions, registered_app, MONDAY)
+    with FakeSlack(missing_channels=["#quality"]) as slack:
+        daily = poster(sessions, slack, TUESDAY_11)
+        failed = await daily.post_kind("daily")
+        assert (failed.outcome, failed.detail) == (Outcome.FAILED, "channel_not_found")
+        slack.add_channel("#quality")
+        assert (await daily.post_kind("daily")).outcome is Outcome.POSTED
+
+
+async def test_preview_mode_prints_the_summary(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    add_day_of_events(sessions, registered_app, MONDAY)
+    printed: list[str] = []
+    result = await poster(sessions, None, TUESDAY_11, console=printed.append).post_kind("daily")
+    assert result.outcome is Outcome.PRINTED
+    assert "Satisfaction" in printed[0] and "90.0%" in printed[0]
+
+
+@pytest.mark.parametrize("kind", ["daily", "weekly"])
+def test_digest_cli_dry_run_prints_without_slack(
+    database_url: str, sessions: sessionmaker[Session], registered_app: RegisteredApp, kind: str
+) -> None:
+    add_day_of_events(sessions, registered_app, MONDAY)
+    env = downvote_env(database_url, DOWNVOTE_TIMEZONE="Europe/Berlin")
+    result = run_cli(env, "digest", kind, "--date", MONDAY.isoformat(), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Satisfaction" in result.stdout
+    with sessions() as session:
+        assert postings(session) == []  # a dry run claims nothing
