@@ -32,7 +32,7 @@ from bot.digest import (
 )
 from bot.slack_history import find_posted
 from storage import summaries
-from storage.db import transact
+from storage.db import read, transact
 from storage.periods import Period, day_containing, local_date, week_containing
 
 logger = logging.getLogger("downvote.summaries")
@@ -128,17 +128,14 @@ class SummaryPoster:
     ) -> Result:
         """Post one period once (or once more with `force`)."""
         now = self.clock()
-        if skip_before_data and not await self._db(lambda s: summaries.has_events_before(s, period.end)):
+        if skip_before_data and not await self._db(
+            lambda s: summaries.has_events_before(s, period.end)
+        ):
             return Result(Outcome.NO_DATA, period)
-        claim = await self._db(
-            lambda s: (
-                summaries.claim_forced(
-                    s, kind, period.first_day, worker=self.name, now=now, lease=CLAIM_LEASE
-                )
-                if force
-                else summaries.claim_period(
-                    s, kind, period.first_day, worker=self.name, now=now, lease=CLAIM_LEASE
-                )
+        claim_with = summaries.claim_forced if force else summaries.claim_period
+        claim: summaries.Claim | None = await self._db(
+            lambda s: claim_with(
+                s, kind, period.first_day, worker=self.name, now=now, lease=CLAIM_LEASE
             )
         )
         if claim is None:
@@ -147,7 +144,9 @@ class SummaryPoster:
                 return Result(Outcome.ALREADY_POSTED, period, existing.slack_ts)
             return Result(Outcome.IN_PROGRESS, period)
         try:
-            rendered = await self._db(lambda s: render(s, kind, period, self.config, now))
+            rendered = await asyncio.to_thread(
+                read, self.sessions, lambda s: render(s, kind, period, self.config, now)
+            )
             channel, ts, outcome = await self._send(kind, period, claim, rendered)
         except (SlackApiError, OSError, TimeoutError) as exc:
             reason = exc.response.get("error") if isinstance(exc, SlackApiError) else repr(exc)

@@ -35,8 +35,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY = "downvote_read_only"
+
+
 def _sqlite_on_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers take no write lock: a long summary query must not stall ingestion.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -48,7 +53,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    # JIT compiles the summaries' queries for ~0.5 s each and wins nothing back at our sizes.
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    if make_url(url).get_backend_name() == "postgresql":
+        connect_args["options"] = f"{connect_args.get('options', '')} -c jit=off".strip()
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -82,4 +93,11 @@ def engine_of(sessions: sessionmaker[Session]) -> Engine:
 def transact(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
     """Run `work` in one transaction (behind the SQLite write gate) and commit it."""
     with write_lock(engine_of(sessions)), sessions.begin() as session:
+        return work(session)
+
+
+def read(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run read-only `work` in one transaction that holds no write lock."""
+    with sessions() as session:
+        session.connection(execution_options={READ_ONLY: True})
         return work(session)

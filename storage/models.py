@@ -98,6 +98,8 @@ class FeedbackEvent(Base):
         UniqueConstraint("app_id", "external_id", name="uq_feedback_events_app_external_id"),
         Index("ix_feedback_events_occurred_at", "occurred_at"),
         Index("ix_feedback_events_app_id_id", "app_id", "id"),
+        # Criteria and summaries scan downvotes (or all rated events) of a period.
+        Index("ix_feedback_events_rating_occurred_at", "rating", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

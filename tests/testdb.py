@@ -1,34 +1,26 @@
 """Fresh databases for tests: a SQLite file, or a throwaway schema in the local PostgreSQL.
 
-PostgreSQL must be reachable unless DOWNVOTE_TEST_PG=0: a missing server fails loudly rather than
-skipping half the suite unnoticed.
+Which backends run follows DOWNVOTE_TEST_BACKENDS, as for conftest's `database_url`; a backend
+that is asked for and unreachable fails loudly rather than being skipped unnoticed.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from storage.db import make_engine, make_sessionmaker
 from storage.models import App, Base
+from tests.conftest import BACKENDS, PG_ADMIN_URL
 
-PG_URL = os.environ.get("DOWNVOTE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PG_ENABLED = os.environ.get("DOWNVOTE_TEST_PG", "1") != "0"
-DATABASES = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(not PG_ENABLED, reason="DOWNVOTE_TEST_PG=0"),
-    ),
-]
+PG_URL = PG_ADMIN_URL
+DATABASES = BACKENDS
 
 
 @contextmanager

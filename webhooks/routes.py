@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
+from storage.db import read
 from storage.events import EventFilter, event_record_dict, list_events
 from webhooks.auth import authenticate_api_key
 from webhooks.errors import BadRequest
@@ -129,11 +131,13 @@ def get_feedback(
         until=_as_utc(until),
         app_id=caller.app_id,
     )
-    with ingestor.sessions() as session:
-        records, last_id = list_events(
-            session, filters, limit=limit, after_id=_decode_cursor(cursor)
-        )
-        events = [event_record_dict(r) for r in records]
+    after_id = _decode_cursor(cursor)
+
+    def page(session: Session) -> tuple[list[dict[str, Any]], int | None]:
+        records, last_id = list_events(session, filters, limit=limit, after_id=after_id)
+        return [event_record_dict(r) for r in records], last_id
+
+    events, last_id = read(ingestor.sessions, page)
     return EventPage(events=events, next_cursor=_encode_cursor(last_id))
 
 

@@ -123,6 +123,9 @@ def upgrade() -> None:
     with op.batch_alter_table("feedback_events", schema=None) as batch_op:
         batch_op.create_index("ix_feedback_events_app_id_id", ["app_id", "id"], unique=False)
         batch_op.create_index("ix_feedback_events_occurred_at", ["occurred_at"], unique=False)
+        batch_op.create_index(
+            "ix_feedback_events_rating_occurred_at", ["rating", "occurred_at"], unique=False
+        )
 
     op.create_table(
         "alerts",
@@ -258,6 +261,7 @@ def downgrade() -> None:
 
     op.drop_table("alerts")
     with op.batch_alter_table("feedback_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_feedback_events_rating_occurred_at")
         batch_op.drop_index("ix_feedback_events_occurred_at")
         batch_op.drop_index("ix_feedback_events_app_id_id")
 
