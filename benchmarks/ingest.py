@@ -70,7 +70,8 @@ def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.
                 return process
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode() if process.stderr else "exited")
+                output = process.stderr.read().decode() if process.stderr else "exited"
+                raise RuntimeError(output) from None
             time.sleep(0.05)  # benchmark start-up only: waiting for the port to open
     raise RuntimeError("server did not start")
 
@@ -202,7 +203,8 @@ async def run(args: argparse.Namespace) -> None:
             process.wait(timeout=30)
     backend = database_url.split(":", 1)[0]
     print(
-        f"\nIngest benchmark · {backend} · {args.requests} single requests, concurrency {args.concurrency}; {args.batches} batches"
+        f"\nIngest benchmark · {backend} · {args.requests} single requests, "
+        f"concurrency {args.concurrency}; {args.batches} batches"
     )
     print(f"{'':<34} {'events/s':>10} {'p50 ms':>9} {'p99 ms':>9}")
     for result in results:

@@ -118,9 +118,7 @@ def defer(session: Session, alert_id: int, *, worker: str, at: datetime) -> None
     session.execute(
         update(Alert)
         .where(_owned(alert_id, worker))
-        .values(
-            status=PENDING, next_attempt_at=at, claimed_until=None, attempts=Alert.attempts - 1
-        )
+        .values(status=PENDING, next_attempt_at=at, claimed_until=None, attempts=Alert.attempts - 1)
     )
 
 
