@@ -101,3 +101,23 @@ def test_bad_settings_are_one_line(env: dict[str, str]) -> None:
 def test_db_upgrade(env: dict[str, str]) -> None:
     result = run_cli(env, "db", "upgrade")
     assert result.returncode == 0 and "up to date" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[schedule]\ndaily = "09:00"\nsurprise = 1\n', "surprise"),
+        ('[[criteria]]\nname = "Fast"\nkind = "percentile"\nfield = "latency_ms"\n'
+         'percentile = 95\ntarget = "quick"\n', "target"),
+        ('[schedule]\ntimezone = "Mars/Olympus"\n', "timezone"),
+    ],
+    ids=["unknown-field", "bad-target", "bad-timezone"],
+)  # fmt: skip
+def test_serve_refuses_a_bad_config_in_one_line(
+    env: dict[str, str], tmp_path: Path, toml: str, named: str
+) -> None:
+    (tmp_path / "downvote.toml").write_text(toml)
+    result = run_cli(env, "serve", "--port", "1", cwd=tmp_path)
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "downvote.toml" in line and named in line
