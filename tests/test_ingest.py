@@ -400,3 +400,12 @@ def test_any_text_round_trips_exactly(
     assert answer.status_code == 202, answer.text
     stored = next(e for e in read_back(client, registered_app, limit=1))
     assert (stored["prompt"], stored["response"], stored["comment"]) == (prompt, response, comment)
+
+
+def test_openapi_documents_the_event(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]
+    properties = body["schema"]["properties"]
+    assert {"prompt", "response", "correction", "confidence"} <= properties.keys()
+    assert "anyOf" in properties["prompt"]
+    assert client.get("/docs").status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
 from storage.events import NewEvent, new_external_id
 
@@ -23,13 +23,26 @@ Text = Annotated[str, AfterValidator(_no_nul)]
 ShortText = Annotated[str, Field(max_length=255), AfterValidator(_no_nul)]
 
 
-class ChatMessage(BaseModel):
-    """One turn of a chat prompt; extra keys (name, tool_calls…) are kept as sent."""
+def _prompt(value: Any) -> str | list[dict[str, Any]]:
+    """A string, or chat messages kept exactly as sent (name, tool_calls… included)."""
+    if isinstance(value, str):
+        return _no_nul(value)
+    if not isinstance(value, list):
+        raise ValueError("must be a string or a list of chat messages like {role, content}")
+    for index, message in enumerate(value):
+        role = message.get("role") if isinstance(message, dict) else None
+        if not isinstance(role, str) or len(role) > 255 or "\x00" in role:
+            raise ValueError(f"message {index} needs a `role`: a string of at most 255 characters")
+        content = message.get("content")
+        if isinstance(content, str) and "\x00" in content:
+            raise ValueError(f"message {index}: `content` must not contain U+0000")
+    return value
 
-    model_config = ConfigDict(extra="allow")
 
-    role: ShortText
-    content: Any = None
+Prompt = Annotated[
+    str | list[dict[str, Any]],
+    PlainValidator(_prompt, json_schema_input_type=str | list[dict[str, Any]]),
+]
 
 
 class FeedbackIn(BaseModel):
@@ -40,7 +53,7 @@ class FeedbackIn(BaseModel):
     id: ShortText | None = Field(default=None, min_length=1)
     rating: Literal["down", "up"] | None = None
     comment: Text | None = None
-    prompt: Text | list[ChatMessage]
+    prompt: Prompt
     response: Text
     model: ShortText | None = None
     feature: ShortText | None = None
@@ -60,14 +73,9 @@ class FeedbackIn(BaseModel):
         occurred_at = self.occurred_at or now
         if occurred_at.tzinfo is None:
             occurred_at = occurred_at.replace(tzinfo=UTC)
-        prompt: str | list[dict[str, Any]] = (
-            self.prompt
-            if isinstance(self.prompt, str)
-            else [m.model_dump(mode="json", exclude_unset=True) for m in self.prompt]
-        )
         return NewEvent(
             external_id=self.id or webhook_id or new_external_id(),
-            prompt=prompt,
+            prompt=self.prompt,
             response=self.response,
             occurred_at=occurred_at,
             rating=self.rating,
