@@ -59,10 +59,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+def start_server(
+    args: list[str], env: dict[str, str], port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """Output goes to a file: an unread pipe fills up and stalls the server mid-benchmark."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -70,8 +72,7 @@ def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.
                 return process
         except OSError:
             if process.poll() is not None:
-                output = process.stderr.read().decode() if process.stderr else "exited"
-                raise RuntimeError(output) from None
+                raise RuntimeError(log.read_text(errors="replace")) from None
             time.sleep(0.05)  # benchmark start-up only: waiting for the port to open
     raise RuntimeError("server did not start")
 
@@ -147,16 +148,19 @@ async def run(args: argparse.Namespace) -> None:
     secret = Webhook(register_app(env))
     (workdir / "bare_app.py").write_text(BARE_APP)
     bare_port, dv_port = free_port(), free_port()
-    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
+    # Both servers log each request, as `downvote serve` does, so the comparison is like for like.
+    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "info"]
     bare = start_server(
         [*uvicorn, "--app-dir", str(workdir), "bare_app:app", "--port", str(bare_port)],
         env,
         bare_port,
+        workdir / "bare.log",
     )
     downvote = start_server(
         [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(dv_port)],
         env,
         dv_port,
+        workdir / "downvote.log",
     )
     try:
         singles = [json.dumps(sample_event(n)) for n in range(args.requests)]
