@@ -87,10 +87,13 @@ def signed(secret: Webhook, body: str) -> dict[str, str]:
     }
 
 
+DOWNVOTE_EVERY = 5  # one event in five is a downvote (and becomes an alert); --downvotes sets it
+
+
 def sample_event(n: int, repeat: int = 20) -> dict[str, object]:
     return {
         "id": f"bench_{uuid.uuid4().hex}_{n}",
-        "rating": "down" if n % 5 == 0 else "up",
+        "rating": "down" if DOWNVOTE_EVERY and n % DOWNVOTE_EVERY == 0 else "up",
         "prompt": [{"role": "user", "content": "Summarise this article about tides. " * repeat}],
         "response": "Tides are caused by the moon. " * repeat,
         "model": "gpt-x-2026-01",
@@ -210,6 +213,7 @@ async def run(args: argparse.Namespace) -> None:
         f"\nIngest benchmark · {backend} · {args.requests} single requests, "
         f"concurrency {args.concurrency}; {args.batches} batches"
     )
+    print(f"downvotes: {args.downvotes:.0%} of events (each also delivered, in preview mode)")
     print(f"{'':<34} {'events/s':>10} {'p50 ms':>9} {'p99 ms':>9}")
     for result in results:
         print(result.row())
@@ -226,7 +230,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--downvotes",
+        type=float,
+        default=0.2,
+        help="share of events that are downvotes, each also delivered as an alert (preview mode)",
+    )
+    args = parser.parse_args()
+    global DOWNVOTE_EVERY
+    DOWNVOTE_EVERY = round(1 / args.downvotes) if args.downvotes > 0 else 0
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

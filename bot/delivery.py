@@ -41,6 +41,7 @@ from bot.metrics import (
     ALERTS_POSTED,
     ALERTS_RETRIED,
 )
+from bot.pacing import CURRENT_CHANNEL, ChannelPacer
 from bot.redact import Redactor
 from bot.rendering import render_alert
 from bot.slack_history import find_posted
@@ -114,6 +115,7 @@ class DeliveryWorker:
     name: str = field(default_factory=worker_name)
     clock: Callable[[], datetime] = utc_now
     console: Callable[[str], None] = print
+    pacer: ChannelPacer = field(default_factory=ChannelPacer)
     _wake: asyncio.Event | None = field(default=None, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
 
@@ -194,12 +196,15 @@ class DeliveryWorker:
         try:
             if self.client is None:
                 self._preview(message)
+                where: tuple[str | None, str | None] = (None, None)
             else:
-                await self._post(alert, message, self.client)
+                where = await self._post(alert, message, self.client)
         except DeliveryError as error:
             return await self._record_failure(alert, error)
         await self._db(
-            lambda s: outbox.mark_posted(s, alert.id, worker=self.name, now=self.clock())
+            lambda s: outbox.mark_posted(
+                s, alert.id, worker=self.name, now=self.clock(), channel_id=where[0], ts=where[1]
+            )
         )
         ALERTS_POSTED.inc()
         ALERT_DELAY_SECONDS.observe((self.clock() - alert.created_at).total_seconds())
@@ -211,7 +216,8 @@ class DeliveryWorker:
 
     async def _post(
         self, alert: ClaimedAlert, message: AlertMessage, client: AsyncWebClient
-    ) -> None:
+    ) -> tuple[str, str]:
+        """Post the parent (unless it is there already) and the replies still missing."""
         channel = alert.channel or self.default_channel
         if not channel:
             raise DeliveryError("no_channel", permanent=True)
@@ -226,8 +232,9 @@ class DeliveryWorker:
                 replies_done, await self._count_replies(alert, channel_id, ts, client)
             )
         if ts is None or channel_id is None:
-            response = await self._call(
-                client.chat_postMessage,
+            response = await self._post_message(
+                client,
+                channel,
                 channel=channel,
                 text=message.text,
                 blocks=message.blocks,
@@ -236,14 +243,16 @@ class DeliveryWorker:
                 unfurl_media=False,
             )
             channel_id, ts = str(response["channel"]), str(response["ts"])
-        await self._db(
-            lambda s: outbox.record_parent_posted(
-                s, alert.id, worker=self.name, channel_id=channel_id, ts=ts
+        if replies_done < len(message.replies):  # remember the parent: replies resume after it
+            await self._db(
+                lambda s: outbox.record_parent_posted(
+                    s, alert.id, worker=self.name, channel_id=channel_id, ts=ts
+                )
             )
-        )
         for number in range(replies_done, len(message.replies)):
-            await self._call(
-                client.chat_postMessage,
+            await self._post_message(
+                client,
+                channel,
                 channel=channel_id,
                 thread_ts=ts,
                 text=message.replies[number],
@@ -264,6 +273,16 @@ class DeliveryWorker:
                     lease_until=self.clock() + self.policy.lease,
                 )
             )
+        return channel_id, ts
+
+    async def _post_message(self, client: AsyncWebClient, pace_key: str, **kwargs: Any) -> Any:
+        """chat.postMessage, paced per channel once Slack has rate-limited it."""
+        await self.pacer.wait_turn(pace_key)
+        CURRENT_CHANNEL.set(pace_key)
+        try:
+            return await self._call(client.chat_postMessage, **kwargs)
+        finally:
+            CURRENT_CHANNEL.set(None)
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One Web API call; slack_sdk's handlers have already retried what they could."""

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.config import DownvoteConfig, load_config
 from bot.delivery import DeliveryPolicy, DeliveryWorker
 from bot.listeners import TriageContext
+from bot.pacing import ChannelPacer
 from bot.redact import Redactor
 from bot.schedule import make_scheduler
 from bot.settings import Settings
@@ -51,11 +52,15 @@ def make_redactor(config: DownvoteConfig) -> Redactor:
     )
 
 
-def slack_client_for(settings: Settings) -> AsyncWebClient | None:
+def slack_client_for(
+    settings: Settings, pacer: ChannelPacer | None = None
+) -> AsyncWebClient | None:
     """None in preview mode (no bot token)."""
     if settings.slack_bot_token is None:
         return None
-    return make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    return make_slack_client(
+        settings.slack_bot_token.get_secret_value(), settings.slack_api_url, pacer=pacer
+    )
 
 
 def build_service(
@@ -70,9 +75,11 @@ def build_service(
     config = config or load_config(settings.config_path)
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    pacer = ChannelPacer()
     worker = DeliveryWorker(
         sessions=sessions,
-        client=slack_client_for(settings),
+        client=slack_client_for(settings, pacer),
+        pacer=pacer,
         default_channel=settings.slack_channel,
         redactor=make_redactor(config),
         default_categories=config.categories,

@@ -97,12 +97,22 @@ def record_replies_posted(
     )
 
 
-def mark_posted(session: Session, alert_id: int, *, worker: str, now: datetime) -> None:
-    session.execute(
-        update(Alert)
-        .where(_owned(alert_id, worker))
-        .values(status=POSTED, posted_at=now, claimed_until=None, last_error=None)
-    )
+def mark_posted(
+    session: Session,
+    alert_id: int,
+    *,
+    worker: str,
+    now: datetime,
+    channel_id: str | None = None,
+    ts: str | None = None,
+) -> None:
+    """Done; the message's place is recorded here too (one write, when there was no thread)."""
+    values: dict[str, object] = {
+        "status": POSTED, "posted_at": now, "claimed_until": None, "last_error": None,
+    }  # fmt: skip
+    if ts is not None:
+        values.update(slack_channel_id=channel_id, slack_ts=ts)
+    session.execute(update(Alert).where(_owned(alert_id, worker)).values(**values))
 
 
 def mark_retry(session: Session, alert_id: int, *, worker: str, at: datetime, error: str) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import DeliveryPolicy, DeliveryWorker
+from bot.pacing import ChannelPacer
 from bot.redact import Redactor
 from bot.slack_client import make_slack_client
 from storage.events import NewEvent, store_events
@@ -49,14 +50,17 @@ def make_worker(
     policy: DeliveryPolicy = FAST_POLICY,
     name: str = "test-worker",
     console: Any = print,
+    pacer: ChannelPacer | None = None,
 ) -> DeliveryWorker:
+    pacer = pacer or ChannelPacer()
     return DeliveryWorker(
         sessions=sessions,
         client=(
-            make_slack_client(slack.token, slack.api_url, retry_interval=FAST_RETRIES)
+            make_slack_client(slack.token, slack.api_url, retry_interval=FAST_RETRIES, pacer=pacer)
             if slack
             else None
         ),
+        pacer=pacer,
         default_channel=channel,
         redactor=Redactor(),
         default_categories=["hallucination", "refusal"],

@@ -1,0 +1,49 @@
+"""Pacing: full speed until Slack rate-limits a channel, then one post per interval there."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.pacing import ChannelPacer
+from tests.alerting import alert_statuses, make_worker, store_downvotes
+from tests.conftest import RegisteredApp
+from tests.fake_slack import FakeSlack, ManualClock
+from tests.test_delivery import deliver_all
+
+
+async def test_pacer_spaces_posts_only_after_a_rate_limit() -> None:
+    clock = ManualClock(start=100.0)
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        clock.advance(seconds)
+
+    pacer = ChannelPacer(interval=1.0, cooldown=60.0, clock=clock, sleep=sleep)
+    for _ in range(3):
+        await pacer.wait_turn("#alerts")
+    assert slept == []  # never limited: full speed
+    pacer.rate_limited("#alerts", retry_after=2)
+    for _ in range(3):
+        await pacer.wait_turn("#alerts")
+    assert slept == [2.0, 1.0, 1.0]
+    await pacer.wait_turn("#other")  # other channels are not slowed
+    assert slept == [2.0, 1.0, 1.0]
+    clock.advance(61)
+    await pacer.wait_turn("#alerts")
+    assert slept == [2.0, 1.0, 1.0]  # cool-down over: full speed again
+
+
+async def test_a_burst_into_a_limited_channel_earns_one_429_not_one_per_message(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """12 alerts into a channel limited to 3 posts/s (bursts of 3): without pacing, every third
+    post or so would be refused (slack_sdk then sleeps Retry-After plus up to a second)."""
+    events = [{"prompt": f"p{n}", "response": "r"} for n in range(12)]
+    store_downvotes(sessions, registered_app, events)
+    with FakeSlack(rate_limit_per_channel_per_sec=3) as slack:
+        worker = make_worker(sessions, slack, pacer=ChannelPacer(interval=0.35))
+        await deliver_all(worker, sessions)
+        limited = [o for o in slack.outcomes if o.status == 429]
+    assert alert_statuses(sessions) == ["posted"] * 12
+    assert len(limited) == 1
