@@ -48,7 +48,7 @@ from bot.slack_history import find_posted
 from storage import alerts as outbox
 from storage import triage
 from storage.alerts import ClaimedAlert
-from storage.db import transact
+from storage.db import read, transact
 
 logger = logging.getLogger("downvote.delivery")
 
@@ -82,6 +82,9 @@ class DeliveryPolicy:
     lease: timedelta = timedelta(minutes=2)
     batch_size: int = 20
     idle_poll_seconds: float = 5.0
+    # Posts in flight at once to one channel while Slack keeps up (one at a time once it
+    # rate-limits the channel): a slow Web API then still keeps up with a busy app.
+    in_flight_per_channel: int = 4
 
     def backoff(self, attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
         ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
@@ -122,6 +125,10 @@ class DeliveryWorker:
     async def _db(self, work: Callable[[Session], Any]) -> Any:
         """Run one short transaction off the event loop."""
         return await asyncio.to_thread(transact, self.sessions, work)
+
+    async def _read(self, work: Callable[[Session], Any]) -> Any:
+        """Run a read-only query off the event loop, without taking SQLite's write lock."""
+        return await asyncio.to_thread(read, self.sessions, work)
 
     def wake(self) -> None:
         """Called (from any thread) when downvotes were stored, so they go out at once."""
@@ -168,24 +175,32 @@ class DeliveryWorker:
         by_channel: dict[str | None, list[ClaimedAlert]] = defaultdict(list)
         for alert in claimed:
             by_channel[alert.channel or self.default_channel].append(alert)
-        await asyncio.gather(*(self._deliver_in_order(a) for a in by_channel.values()))
+        await asyncio.gather(*(self._deliver_channel(c, a) for c, a in by_channel.items()))
         await self._refresh_gauges()
         return len(claimed)
 
-    async def _deliver_in_order(self, alerts: list[ClaimedAlert]) -> None:
-        """Stop at the first transient failure: the channel's other alerts would only fail too."""
-        for index, alert in enumerate(alerts):
-            retry_at = await self.deliver(alert)
-            if retry_at is not None:
-                for later in alerts[index + 1 :]:
+    async def _deliver_channel(self, channel: str | None, alerts: list[ClaimedAlert]) -> None:
+        """In claim order, a few at a time (one once Slack rate-limits the channel); stop at the
+        first transient failure, since the channel's other alerts would only fail too."""
+        index = 0
+        while index < len(alerts):
+            paced = channel is None or self.pacer.is_paced(channel)
+            width = 1 if paced else self.policy.in_flight_per_channel
+            chunk = alerts[index : index + width]
+            index += len(chunk)
+            retry_ats = [at for at in await asyncio.gather(*map(self.deliver, chunk)) if at]
+            if retry_ats:
+                for later in alerts[index:]:
                     await self._db(
-                        partial(outbox.defer, alert_id=later.id, worker=self.name, at=retry_at)
+                        partial(
+                            outbox.defer, alert_id=later.id, worker=self.name, at=max(retry_ats)
+                        )
                     )
                 return
 
     async def deliver(self, alert: ClaimedAlert) -> datetime | None:
         """Post one alert, recording each step Slack confirms; if it failed, say when to retry."""
-        categories = await self._db(lambda s: triage.categories(s, self.default_categories))
+        categories = await self._read(lambda s: triage.categories(s, self.default_categories))
         message = render_alert(
             alert.event,
             alert.app_name,
@@ -283,6 +298,7 @@ class DeliveryWorker:
             return await self._call(client.chat_postMessage, **kwargs)
         finally:
             CURRENT_CHANNEL.set(None)
+            self.pacer.posted(pace_key)
 
     async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One Web API call; slack_sdk's handlers have already retried what they could."""
@@ -298,7 +314,7 @@ class DeliveryWorker:
         self, alert: ClaimedAlert, channel: str, client: AsyncWebClient
     ) -> tuple[str, str] | None:
         """Look for this alert's message in the channel (by metadata) before posting again."""
-        known = alert.slack_channel_id or await self._db(
+        known = alert.slack_channel_id or await self._read(
             lambda s: outbox.known_channel_id(s, alert.channel)
         )
         found: tuple[str, str] | None = await self._call(
@@ -365,6 +381,6 @@ class DeliveryWorker:
         return at
 
     async def _refresh_gauges(self) -> None:
-        counts: dict[str, int] = await self._db(outbox.count_by_status)
+        counts: dict[str, int] = await self._read(outbox.count_by_status)
         for status in (outbox.PENDING, outbox.SENDING, outbox.POSTED, outbox.FAILED):
             ALERTS_BY_STATUS.labels(status=status).set(counts.get(status, 0))

@@ -28,7 +28,7 @@ from bot.redact import Redactor
 from bot.rendering import render_alert
 from bot.triage_actions import NotOurs, category_change, event_id_of, intended_status
 from storage import triage
-from storage.db import transact
+from storage.db import read, transact
 
 logger = logging.getLogger("downvote.slack")
 T = TypeVar("T")
@@ -56,6 +56,10 @@ class TriageContext:
     async def db(self, work: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(transact, self.sessions, work)
 
+    async def read(self, work: Callable[[Session], T]) -> T:
+        """Read-only: no SQLite write lock."""
+        return await asyncio.to_thread(read, self.sessions, work)
+
     def categories(self, session: Session) -> list[str]:
         return triage.categories(session, self.default_categories)
 
@@ -66,7 +70,7 @@ async def refresh_alert(context: TriageContext, client: AsyncWebClient, event_id
     async with lock:
         shown = None
         for _ in range(3):
-            snapshot, message, where = await context.db(lambda s: _current(context, s, event_id))
+            snapshot, message, where = await context.read(lambda s: _current(context, s, event_id))
             if where is None or snapshot == shown:
                 return
             channel_id, ts = where
@@ -317,7 +321,7 @@ async def command_reply(context: TriageContext, argument: str) -> str:
         hour=0, minute=0, second=0, microsecond=0
     )
     if argument == "untriaged":
-        rows = await context.db(lambda s: triage.untriaged_downvotes(s, limit=10))
+        rows = await context.read(lambda s: triage.untriaged_downvotes(s, limit=10))
         if not rows:
             return "Nothing waiting: every downvote has been looked at. 🎉"
         lines = [f"*Oldest untriaged downvotes* ({len(rows)} shown):"]
@@ -331,7 +335,7 @@ async def command_reply(context: TriageContext, argument: str) -> str:
             )
             lines.append(f"• {link} — waiting {_age(age.total_seconds())}")
         return "\n".join(lines)
-    today, untriaged = await context.db(
+    today, untriaged = await context.read(
         lambda s: triage.downvote_counts(s, since=local_midnight.astimezone(UTC))
     )
     return (

@@ -27,7 +27,7 @@ CURRENT_CHANNEL: ContextVar[str | None] = ContextVar("downvote_slack_channel", d
 class ChannelPacer:
     def __init__(
         self,
-        interval: float = 1.0,
+        interval: float = 1.05,  # a hair over Slack's 1 msg/s, so jitter does not earn a 429
         cooldown: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -51,11 +51,15 @@ class ChannelPacer:
         """Return when a post to `channel` may go out (at once, unless it was rate-limited)."""
         if not self.is_paced(channel):
             return
-        now = self._clock()
-        next_at = self._next_at.get(channel, now)
-        if next_at > now:
-            await self._sleep(next_at - now)
-        self._next_at[channel] = max(next_at, now) + self.interval
+        wait = self._next_at.get(channel, 0.0) - self._clock()
+        if wait > 0:
+            await self._sleep(wait)
+
+    def posted(self, channel: str) -> None:
+        """A post to `channel` just went through: the next one waits an interval from now."""
+        if self.is_paced(channel):
+            now = self._clock()
+            self._next_at[channel] = max(self._next_at.get(channel, now), now + self.interval)
 
 
 class PacingRateLimitHandler(AsyncRateLimitErrorRetryHandler):
