@@ -15,6 +15,7 @@ from bot.blocks import EVENT_TYPE
 from bot.delivery import DeliveryPolicy
 from bot.redact import Redactor
 from bot.rendering import render_alert
+from storage.events import EventFilter, event_record_dict, iter_events
 from storage.models import Alert
 from tests.alerting import alert_statuses, make_worker, store_downvotes
 from tests.conftest import RegisteredApp
@@ -86,7 +87,7 @@ async def test_outage_then_rate_limit_delivers_each_alert_once(
             await worker.deliver_due()
         assert set(alert_statuses(sessions)) == {"pending"}  # Slack is down: kept, not lost
         clock.advance(30)
-        slack.rate_limit(retry_after=1, count=2)
+        slack.rate_limit(retry_after=2, count=2)
         await deliver_all(worker, sessions)
         parents = [m for m in slack.messages() if m["thread_ts"] is None]
     assert len(parents) == 5
@@ -148,6 +149,9 @@ async def test_secrets_and_contacts_never_reach_slack(
     for leaked in ("jane.doe@example.com", "555 0100", "sk-proj-abcdefghij"):
         assert leaked not in sent
     assert "redacted" in sent
+    with sessions() as session:  # the database, and so the export, keep the original
+        [record] = [event_record_dict(r) for r in iter_events(session, EventFilter())]
+    assert record["prompt"] == record["response"] == record["comment"] == secret_text
 
 
 async def test_reconciles_a_post_made_before_a_crash(

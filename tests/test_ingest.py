@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Alert, FeedbackEvent
 from tests.conftest import LiveServer, RegisteredApp, register_app
+from tests.processes import downvote_env, run_cli
 from tests.signing import signed, utc_now
 
 EMOJI_PROMPT = ("Résumé ✅ 👩🏽‍💻 <!channel> & <@U1> \n" * 3000)[:100_000]
@@ -81,7 +82,7 @@ def assert_fields_intact(sent: dict[str, Any], stored: dict[str, Any]) -> None:
 
 
 def test_signed_event_is_stored_and_read_back_intact(
-    client: TestClient, registered_app: RegisteredApp
+    client: TestClient, registered_app: RegisteredApp, database_url: str
 ) -> None:
     for event in (FULL_EVENT, CHAT_EVENT):
         response = post_signed(client, registered_app, event)
@@ -91,6 +92,10 @@ def test_signed_event_is_stored_and_read_back_intact(
     assert_fields_intact(FULL_EVENT, by_id["fb_full_1"])
     assert_fields_intact(CHAT_EVENT, by_id["fb_chat_1"])
     assert by_id["fb_full_1"]["app"] == registered_app.name
+    exported = run_cli(downvote_env(database_url), "export")
+    by_id = {e["id"]: e for e in map(json.loads, exported.stdout.splitlines())}
+    assert_fields_intact(FULL_EVENT, by_id["fb_full_1"])
+    assert_fields_intact(CHAT_EVENT, by_id["fb_chat_1"])
 
 
 def test_api_key_authenticates_and_only_downvotes_get_alerts(

@@ -9,11 +9,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import DownvoteConfig
 from bot.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
+from bot.service import build_service
+from bot.settings import Settings
 from bot.slack_client import make_slack_client
 from bot.summaries import Outcome, SummaryPoster, due_period, period_of
 from storage.models import FeedbackEvent
@@ -197,3 +201,31 @@ def test_digest_cli_dry_run_prints_without_slack(
     assert "Satisfaction" in result.stdout
     with sessions() as session:
         assert postings(session) == []  # a dry run claims nothing
+
+
+def test_service_start_posts_the_summary_missed_while_it_was_down(
+    settings: Settings, sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Events from two days ago, no summary posted: starting the service posts the due one."""
+    two_days_ago = datetime.now(UTC) - timedelta(days=2)
+    add_day_of_events(sessions, registered_app, two_days_ago.astimezone(BERLIN).date())
+    due = due_period("daily", datetime.now(UTC), CONFIG, BERLIN).first_day  # yesterday after 09:00
+    with FakeSlack() as slack:
+        connected = settings.model_copy(
+            update={
+                "slack_bot_token": SecretStr(slack.token),
+                "slack_signing_secret": SecretStr("secret"),
+                "slack_api_url": slack.api_url,
+                "slack_channel": "#quality",
+                "downvote_timezone": "Europe/Berlin",
+            }
+        )
+        with TestClient(build_service(connected, config=CONFIG).app):
+            [daily] = slack.wait_for(
+                lambda: [
+                    m for m in summary_messages(slack)
+                    if m["metadata"]["event_payload"]["kind"] == "daily"
+                ],
+                description="the catch-up daily summary",
+            )  # fmt: skip
+    assert daily["metadata"]["event_payload"]["period_start"] == due.isoformat()
