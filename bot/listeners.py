@@ -39,6 +39,7 @@ UNKNOWN_EVENT = (
     "Downvote has no record of this alert's event (it may have been deleted, or the alert "
     "comes from another Downvote installation). Nothing was changed."
 )
+REFRESH_LOCKS = 64
 MAX_NOTE_LENGTH = 2900  # one thread reply, once escaped and labelled, stays under 3,000
 
 
@@ -51,7 +52,10 @@ class TriageContext:
     redactor: Redactor
     timezone: ZoneInfo
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    _refresh_locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    # Updates of one message are serialised; a fixed set of locks, so nothing grows per event.
+    _refresh_locks: list[asyncio.Lock] = field(
+        default_factory=lambda: [asyncio.Lock() for _ in range(REFRESH_LOCKS)]
+    )
 
     async def db(self, work: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(transact, self.sessions, work)
@@ -66,7 +70,7 @@ class TriageContext:
 
 async def refresh_alert(context: TriageContext, client: AsyncWebClient, event_id: int) -> None:
     """Show the current triage state on the alert; re-check once so concurrent clicks converge."""
-    lock = context._refresh_locks.setdefault(event_id, asyncio.Lock())
+    lock = context._refresh_locks[event_id % REFRESH_LOCKS]
     async with lock:
         shown = None
         for _ in range(3):
