@@ -12,21 +12,18 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+from servers import CLI, ROOT, free_port, register_app, signed, start
 from standardwebhooks.webhooks import Webhook
 
-ROOT = Path(__file__).resolve().parent.parent
 BARE_APP = """
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -51,40 +48,6 @@ class Result:
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         rate = self.events / self.seconds
         return f"{self.name:<34} {rate:>10,.0f} {p50:>9.2f} {p99:>9.2f}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(
-    args: list[str], env: dict[str, str], port: int, log: Path
-) -> subprocess.Popen[bytes]:
-    """Output goes to a file: an unread pipe fills up and stalls the server mid-benchmark."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(log.read_text(errors="replace")) from None
-            time.sleep(0.05)  # benchmark start-up only: waiting for the port to open
-    raise RuntimeError("server did not start")
-
-
-def signed(secret: Webhook, body: str) -> dict[str, str]:
-    msg_id, now = "msg_" + uuid.uuid4().hex, datetime.now(UTC)
-    return {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": secret.sign(msg_id, now, body),
-    }
 
 
 DOWNVOTE_EVERY = 5  # one event in five is a downvote (and becomes an alert); --downvotes sets it
@@ -131,18 +94,6 @@ async def fire(
     return Result(name, len(requests) * per_request, elapsed, latencies)
 
 
-def register_app(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "apps", "add", f"bench-{uuid.uuid4().hex[:6]}"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return next(w for w in out.split() if w.startswith("whsec_"))
-
-
 async def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="downvote-bench-"))
     database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
@@ -153,18 +104,14 @@ async def run(args: argparse.Namespace) -> None:
     bare_port, dv_port = free_port(), free_port()
     # Both servers log each request, as `downvote serve` does, so the comparison is like for like.
     uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "info"]
-    bare = start_server(
+    bare = start(
+        "bare",
         [*uvicorn, "--app-dir", str(workdir), "bare_app:app", "--port", str(bare_port)],
         env,
         bare_port,
-        workdir / "bare.log",
+        workdir,
     )
-    downvote = start_server(
-        [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--port", str(dv_port)],
-        env,
-        dv_port,
-        workdir / "downvote.log",
-    )
+    downvote = start("downvote", [*CLI, "serve", "--port", str(dv_port)], env, dv_port, workdir)
     try:
         singles = [json.dumps(sample_event(n)) for n in range(args.requests)]
         batches = [
@@ -205,9 +152,8 @@ async def run(args: argparse.Namespace) -> None:
             )
         )
     finally:
-        for process in (bare, downvote):
-            process.terminate()
-            process.wait(timeout=30)
+        for proc in (bare, downvote):
+            proc.stop()
     backend = database_url.split(":", 1)[0]
     print(
         f"\nIngest benchmark · {backend} · {args.requests} single requests, "

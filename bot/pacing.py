@@ -28,7 +28,7 @@ class ChannelPacer:
     def __init__(
         self,
         interval: float = 1.05,  # a hair over Slack's 1 msg/s, so jitter does not earn a 429
-        cooldown: float = 120.0,
+        cooldown: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:

@@ -414,3 +414,16 @@ def test_openapi_documents_the_event(client: TestClient) -> None:
     assert {"prompt", "response", "correction", "confidence"} <= properties.keys()
     assert "anyOf" in properties["prompt"]
     assert client.get("/docs").status_code == 200
+
+
+def test_a_batch_keeps_every_field_like_a_single_event(
+    client: TestClient, registered_app: RegisteredApp
+) -> None:
+    """Batches take their own path into PostgreSQL (one JSON parameter): same rows must come out."""
+    sparse = {"id": "fb_sparse", "prompt": "p", "response": "r", "rating": None}
+    body, headers = signed(registered_app.secret, {"events": [FULL_EVENT, CHAT_EVENT, sparse]})
+    assert client.post("/v1/feedback/batch", content=body, headers=headers).json()["accepted"] == 3
+    by_id = {e["id"]: e for e in read_back(client, registered_app)}
+    for event in (FULL_EVENT, CHAT_EVENT, sparse):
+        assert_fields_intact(event, by_id[event["id"]])
+    assert by_id["fb_sparse"]["metrics"] is None and by_id["fb_sparse"]["metadata"] is None
