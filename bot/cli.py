@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
 from pydantic import ValidationError
@@ -22,11 +22,13 @@ from sqlalchemy.orm import Session
 
 from bot.config import ConfigError, DownvoteConfig, load_config
 from bot.settings import Settings
-from bot.summaries import Kind
 from storage import alerts as alert_store
 from storage import apps as app_store
 from storage.db import make_engine, make_sessionmaker
 from storage.events import EventFilter, event_record_dict, iter_events
+
+if TYPE_CHECKING:  # bot.summaries pulls in matplotlib: too slow for every command's start
+    from bot.summaries import Kind
 
 cli = typer.Typer(
     help="Downvote: every thumbs-down on an LLM answer, in Slack, triaged.",
@@ -48,7 +50,7 @@ class UserError(Exception):
     """A mistake the user can fix: printed as one line, exit code 1."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     raise UserError(message)
 
 
