@@ -168,19 +168,25 @@ def register_listeners(app: AsyncApp, context: TriageContext) -> None:
             lambda s: triage.toggle_assignee(s, event_id, user=_user(body), now=context.clock()),
         )  # fmt: skip
 
+    async def open_modal(
+        ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient,
+        **spec: Any,
+    ) -> None:  # fmt: skip
+        await ack()
+        await client.views_open(
+            trigger_id=body["trigger_id"],
+            view=text_input_modal(event_id=event_id_of(action), **spec),
+        )
+
     @app.action(ActionId.NEW_CATEGORY.value)
     async def open_new_category(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """Ask for the new category's name."""
-        await ack()
-        await client.views_open(
-            trigger_id=body["trigger_id"],
-            view=text_input_modal(
-                NEW_CATEGORY_VIEW, event_id_of(action), title="New category",
-                label="Category name", submit="Add", max_length=triage.MAX_CATEGORY_LENGTH,
-                multiline=False,
-            ),
+        await open_modal(
+            ack, body, action, client, callback_id=NEW_CATEGORY_VIEW, title="New category",
+            label="Category name", submit="Add", max_length=triage.MAX_CATEGORY_LENGTH,
+            multiline=False,
         )  # fmt: skip
 
     @app.action(ActionId.ADD_NOTE.value)
@@ -188,13 +194,9 @@ def register_listeners(app: AsyncApp, context: TriageContext) -> None:
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient
     ) -> None:
         """Ask for the note."""
-        await ack()
-        await client.views_open(
-            trigger_id=body["trigger_id"],
-            view=text_input_modal(
-                ADD_NOTE_VIEW, event_id_of(action), title="Add a note", label="Note",
-                submit="Save", max_length=MAX_NOTE_LENGTH, multiline=True,
-            ),
+        await open_modal(
+            ack, body, action, client, callback_id=ADD_NOTE_VIEW, title="Add a note",
+            label="Note", submit="Save", max_length=MAX_NOTE_LENGTH, multiline=True,
         )  # fmt: skip
 
     @app.action(ActionId.OPEN_TRACE.value)
@@ -282,7 +284,7 @@ def register_listeners(app: AsyncApp, context: TriageContext) -> None:
 
 
 def text_input_modal(
-    callback_id: str, event_id: int, *, title: str, label: str, submit: str, max_length: int,
+    *, callback_id: str, event_id: int, title: str, label: str, submit: str, max_length: int,
     multiline: bool,
 ) -> dict[str, Any]:  # fmt: skip
     """A one-field modal that remembers which downvote it is about."""

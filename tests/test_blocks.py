@@ -28,22 +28,10 @@ from bot.blocks import (
     slack_len,
     triage_blocks,
 )
+from bot.config import DEFAULT_CATEGORIES
 from bot.mrkdwn import ZWSP, restore_fences, unescape
 from bot.redact import Redactor
 
-DEFAULT_CATEGORIES = [
-    "hallucination",
-    "wrong or outdated facts",
-    "ignored instructions",
-    "wrong format",
-    "refusal",
-    "unsafe or toxic",
-    "off-topic",
-    "incomplete",
-    "tool or retrieval error",
-    "too slow",
-    "user error",
-]
 HOSTILE = "<!channel> <@U123> <https://evil|click> &amp; <!here|here> <#C1> ```"
 ASSIGNEE, ACTOR = "U012AB3CD", "W0123ABC"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
