@@ -56,11 +56,14 @@ _EMAIL_RE = re.compile(
 )
 _CARD_RE = re.compile(r"(?<![\d+-])[2-6](?:[ -]?\d){12,18}(?![\d])")
 _INTL_PHONE_RE = re.compile(r"(?<![A-Za-z_+])\+\d[\d .()-]{5,22}\d(?!\w)")
+# The "(555) 123-4567" form starts with a bracket, so a digit before it is no part of it: that
+# lets back-to-back numbers all go in one pass.
 _US_PHONE_RE = re.compile(
-    r"(?<![\w+.-])(?:\(\d{3}\)[ ]?\d{3}-\d{4}|\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4})(?![\w-]|\.\d)"
+    r"(?:(?<![A-Za-z_+.-])\(\d{3}\)[ ]?\d{3}-\d{4}"
+    r"|(?<![\w+.-])(?:\d{3}-\d{3}-\d{4}|\d{3}\.\d{3}\.\d{4}))(?![\w-]|\.\d)"
 )
 _MIN_BLOB_SWITCH_RATE = 0.4
-_MAX_PASSES = 4
+_MAX_PASSES = 8
 
 
 def luhn_valid(digits: str) -> bool:
