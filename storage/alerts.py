@@ -76,14 +76,13 @@ def _owned(alert_id: int, worker: str) -> ColumnElement[bool]:
 
 def record_parent_posted(
     session: Session, alert_id: int, *, worker: str, channel_id: str, ts: str
-) -> bool:
+) -> None:
     """Remember the parent message at once, so a crash mid-thread resumes the replies."""
-    result = session.execute(
+    session.execute(
         update(Alert)
         .where(_owned(alert_id, worker))
         .values(slack_channel_id=channel_id, slack_ts=ts)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def record_replies_posted(

@@ -78,10 +78,6 @@ class CredentialCache:
             found = self._keys.get(key_hash)
         return found
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._loaded_at = float("-inf")
-
 
 def _still_valid(credential: ActiveCredential) -> bool:
     return credential.expires_at is None or credential.expires_at > datetime.now(UTC)
