@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/delivery.py [--seconds 30] [--rate 20] [--burst 500]
         [--concurrency 32] [--latency-ms 50] [--drain-timeout S] [--database-url URL]
 
-Starts the fake Slack (`python -m tests.fake_slack`, answering every call after --latency-ms)
+Starts the fake Slack (`python -m tests.support.fake_slack`, answering each call after --latency-ms)
 and `downvote serve` as subprocesses on loopback, registers an app, then:
 
 1. Steady load: signed downvotes (~1-2 KB of prompt and response each) at --rate per second for
@@ -88,7 +88,7 @@ ANSWERS = [
 def start_fake(
     port: int, latency_ms: float, rate_limit: float | None, env: dict[str, str], workdir: Path
 ) -> Proc:
-    args = [sys.executable, "-m", "tests.fake_slack", "--port", str(port)]
+    args = [sys.executable, "-m", "tests.support.fake_slack", "--port", str(port)]
     args += ["--latency-ms", str(latency_ms), "--token", TOKEN]
     if rate_limit is not None:
         args += ["--rate-limit-per-channel-per-sec", str(rate_limit)]

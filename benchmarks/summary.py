@@ -34,13 +34,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from bot.config import DownvoteConfig, load_config
-from bot.digest import (
-    DailySummary,
-    WeeklyDigest,
-    daily_summary,
+from bot.summaries.queries import DailySummary, WeeklyDigest, daily_summary, weekly_digest
+from bot.summaries.render import (
     daily_summary_blocks,
     daily_summary_text,
-    weekly_digest,
     weekly_digest_blocks,
     weekly_digest_chart,
 )

@@ -266,7 +266,8 @@ class PercentileCriterion(_Criterion):
         )
 
 
-Criterion = Annotated[ShareCriterion | PercentileCriterion, Field(discriminator="kind")]
+Criterion = ShareCriterion | PercentileCriterion
+_TaggedCriterion = Annotated[Criterion, Field(discriminator="kind")]
 
 
 class Schedule(_Section):
@@ -287,9 +288,6 @@ class RedactionPattern(_Section):
         except re.error as exc:
             raise ValueError(f"not a valid regular expression ({exc}): {_got(value)}") from exc
         return value
-
-    def compiled(self) -> re.Pattern[str]:
-        return re.compile(self.regex)
 
 
 class Redaction(_Section):
@@ -321,23 +319,21 @@ filter = { confidence_above = 0.9 }
 """
 
 
-def default_criteria() -> list[ShareCriterion | PercentileCriterion]:
+def default_criteria() -> list[Criterion]:
     """The seed criteria of an LLM app, used when the file declares none."""
-    adapter = TypeAdapter(list[Criterion])
+    adapter = TypeAdapter(list[_TaggedCriterion])
     return adapter.validate_python(tomllib.loads(DEFAULT_CRITERIA_TOML)["criteria"])
 
 
 class DownvoteConfig(_Section):
-    criteria: list[Criterion] = Field(default_factory=default_criteria)
+    criteria: list[_TaggedCriterion] = Field(default_factory=default_criteria)
     categories: list[Name] = list(DEFAULT_CATEGORIES)
     schedule: Schedule = Schedule()
     redaction: Redaction = Redaction()
 
     @field_validator("criteria")
     @classmethod
-    def _unique_names(
-        cls, value: list[ShareCriterion | PercentileCriterion]
-    ) -> list[ShareCriterion | PercentileCriterion]:
+    def _unique_names(cls, value: list[Criterion]) -> list[Criterion]:
         _reject_duplicates([c.name for c in value], "criteria", "name")
         return value
 
@@ -346,10 +342,6 @@ class DownvoteConfig(_Section):
     def _unique_categories(cls, value: list[str]) -> list[str]:
         _reject_duplicates(value, "categories", "")
         return value
-
-    def timezone(self, default: str) -> ZoneInfo:
-        """The zone for days and weeks: the file's override, else DOWNVOTE_TIMEZONE."""
-        return ZoneInfo(self.schedule.timezone or default)
 
 
 class _ErrorAt(ValueError):

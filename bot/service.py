@@ -5,29 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.alerts.delivery import DeliveryPolicy, DeliveryWorker
+from bot.alerts.message import alert_message
+from bot.alerts.redaction import Redactor
 from bot.config import DownvoteConfig, load_config
-from bot.delivery import DeliveryPolicy, DeliveryWorker
-from bot.listeners import TriageContext
-from bot.pacing import ChannelPacer
-from bot.redact import Redactor
-from bot.schedule import make_scheduler
 from bot.settings import Settings
-from bot.slack_app import make_bolt_app, mount_slack_events, socket_mode_handler
-from bot.slack_client import make_slack_client
-from bot.summaries import SummaryPoster
+from bot.slack.blocks import Block
+from bot.slack.client import make_slack_client
+from bot.slack.pacing import ChannelPacer
+from bot.summaries.poster import SummaryPoster
+from bot.summaries.schedule import make_scheduler
+from bot.triage.app import make_bolt_app, mount_slack_events, socket_mode_handler
+from bot.triage.context import AlertRenderer, TriageContext
 from storage.db import make_engine, make_sessionmaker
+from storage.events import EventView
+from storage.triage import TriageSnapshot
 from webhooks.app import create_app
 
 logger = logging.getLogger("downvote")
@@ -45,11 +52,21 @@ class Service:
     config: DownvoteConfig
 
 
+def worker_name() -> str:
+    """Who holds a claim in the database: unique per process, readable in `alerts failed`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 def make_redactor(config: DownvoteConfig) -> Redactor:
     return Redactor(
         enabled=config.redaction.enabled,
         extra_patterns=[(p.name, p.regex) for p in config.redaction.patterns],
     )
+
+
+def summary_timezone(settings: Settings, config: DownvoteConfig) -> ZoneInfo:
+    """downvote.toml's [schedule] timezone, else DOWNVOTE_TIMEZONE: what "a day" means."""
+    return ZoneInfo(config.schedule.timezone) if config.schedule.timezone else settings.timezone
 
 
 def slack_client_for(
@@ -60,6 +77,37 @@ def slack_client_for(
         return None
     return make_slack_client(
         settings.slack_bot_token.get_secret_value(), settings.slack_api_url, pacer=pacer
+    )
+
+
+def alert_renderer(redactor: Redactor) -> AlertRenderer:
+    """How triage re-renders an alert: the alert feature's builder, for the triage feature."""
+
+    def render(
+        event: EventView, triage: TriageSnapshot, categories: Sequence[str]
+    ) -> tuple[str, list[Block]]:
+        message = alert_message(event, triage=triage, categories=categories, redactor=redactor)
+        return message.text, message.blocks
+
+    return render
+
+
+def make_summary_poster(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    config: DownvoteConfig,
+    client: AsyncWebClient | None,
+    console: Callable[[str], None] = print,
+    name: str | None = None,
+) -> SummaryPoster:
+    return SummaryPoster(
+        sessions=sessions,
+        client=client,
+        channel=settings.slack_channel,
+        config=config,
+        tz=summary_timezone(settings, config),
+        name=name or worker_name(),
+        console=console,
     )
 
 
@@ -75,6 +123,7 @@ def build_service(
     config = config or load_config(settings.config_path)
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    name = worker_name()
     pacer = ChannelPacer()
     worker = DeliveryWorker(
         sessions=sessions,
@@ -83,21 +132,52 @@ def build_service(
         default_channel=settings.slack_channel,
         redactor=make_redactor(config),
         default_categories=config.categories,
+        name=name,
         policy=policy
         or DeliveryPolicy(lease=timedelta(seconds=settings.downvote_alert_lease_seconds)),
         console=console,
     )
+    poster = make_summary_poster(settings, sessions, config, worker.client, console, name)
+    bolt = None
+    if worker.client is not None and settings.slack_signing_secret is not None:
+        triage_context = TriageContext(
+            sessions=sessions,
+            default_categories=config.categories,
+            render=alert_renderer(worker.redactor),
+            timezone=poster.tz,
+        )
+        signing_secret = settings.slack_signing_secret.get_secret_value()
+        bolt = make_bolt_app(worker.client, signing_secret, triage_context)
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    app = create_app(
+        sessions,
+        max_body_bytes=settings.downvote_max_body_bytes,
+        lifespan=_lifespan(worker, poster, engine, bolt, app_token),
+        on_downvotes_stored=lambda _count: worker.wake(),
+    )
+    if bolt is not None:
+        mount_slack_events(app, bolt)
+    return Service(app=app, sessions=sessions, worker=worker, poster=poster, config=config)
 
-    poster = make_summary_poster(settings, sessions, config, worker.client, console)
-    socket_mode: AsyncSocketModeHandler | None = None
+
+def _lifespan(
+    worker: DeliveryWorker,
+    poster: SummaryPoster,
+    engine: Engine,
+    bolt: AsyncApp | None,
+    app_token: str | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Run the delivery worker, the scheduler (and Socket Mode) for as long as the app serves."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         delivery = asyncio.create_task(worker.run(stop), name="delivery-worker")
-        scheduler = make_scheduler(poster, config.schedule, poster.tz)
+        scheduler = make_scheduler(poster, poster.config.schedule, poster.tz)
         scheduler.start()
         catch_up = asyncio.create_task(poster.post_due(), name="summaries-catch-up")
+        # Created here, inside the running loop: its aiohttp session needs one.
+        socket_mode = socket_mode_handler(bolt, app_token) if bolt and app_token else None
         if socket_mode is not None:
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]
         try:
@@ -108,55 +188,17 @@ def build_service(
             scheduler.shutdown(wait=False)
             catch_up.cancel()
             stop.set()
-            try:
-                await asyncio.wait_for(delivery, timeout=SHUTDOWN_GRACE_SECONDS)
-            except TimeoutError:
-                logger.warning("delivery worker did not stop in time; its claims will expire")
-                delivery.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await delivery
+            await _stop_worker(delivery)
             engine.dispose()
 
-    app = create_app(
-        sessions,
-        max_body_bytes=settings.downvote_max_body_bytes,
-        lifespan=lifespan,
-        on_downvotes_stored=lambda _count: worker.wake(),
-    )
-    if worker.client is not None and settings.slack_signing_secret is not None:
-        bolt = make_bolt_app(
-            worker.client,
-            settings.slack_signing_secret.get_secret_value(),
-            TriageContext(
-                sessions=sessions,
-                default_categories=config.categories,
-                redactor=worker.redactor,
-                timezone=settings.timezone,
-            ),
-        )
-        mount_slack_events(app, bolt)
-        if settings.slack_app_token is not None:
-            socket_mode = socket_mode_handler(bolt, settings.slack_app_token.get_secret_value())
-    return Service(app=app, sessions=sessions, worker=worker, poster=poster, config=config)
+    return lifespan
 
 
-def summary_timezone(settings: Settings, config: DownvoteConfig) -> ZoneInfo:
-    """downvote.toml's [schedule] timezone, else DOWNVOTE_TIMEZONE."""
-    return ZoneInfo(config.schedule.timezone) if config.schedule.timezone else settings.timezone
-
-
-def make_summary_poster(
-    settings: Settings,
-    sessions: sessionmaker[Session],
-    config: DownvoteConfig,
-    client: AsyncWebClient | None,
-    console: Callable[[str], None] = print,
-) -> SummaryPoster:
-    return SummaryPoster(
-        sessions=sessions,
-        client=client,
-        channel=settings.slack_channel,
-        config=config,
-        tz=summary_timezone(settings, config),
-        console=console,
-    )
+async def _stop_worker(delivery: asyncio.Task[None]) -> None:
+    try:
+        await asyncio.wait_for(delivery, timeout=SHUTDOWN_GRACE_SECONDS)
+    except TimeoutError:
+        logger.warning("delivery worker did not stop in time; its claims will expire")
+        delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivery

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from storage.db import is_postgresql
+from storage.events import EventView, event_views
 from storage.models import Alert, App, FeedbackEvent
-
-PENDING, SENDING, POSTED, FAILED = "pending", "sending", "posted", "failed"
+from storage.states import AlertStatus
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,7 @@ class ClaimedAlert:
     """An alert this worker now owns until `claimed_until`, with what it needs to post it."""
 
     id: int
-    event: FeedbackEvent
-    app_name: str
+    event: EventView
     channel: str | None
     attempts: int
     slack_channel_id: str | None
@@ -39,24 +39,27 @@ def claim_due_alerts(
 ) -> list[ClaimedAlert]:
     """Take up to `limit` due alerts; replicas never share one (SKIP LOCKED, or SQLite's lock)."""
     due = or_(
-        and_(Alert.status == PENDING, Alert.next_attempt_at <= now),
-        and_(Alert.status == SENDING, Alert.claimed_until < now),
+        and_(Alert.status == AlertStatus.PENDING, Alert.next_attempt_at <= now),
+        and_(Alert.status == AlertStatus.SENDING, Alert.claimed_until < now),
     )
     query = select(Alert).where(due).order_by(Alert.next_attempt_at, Alert.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     alerts = list(session.scalars(query))
+    events = event_views(session, [alert.event_id for alert in alerts])
     claimed: list[ClaimedAlert] = []
     for alert in alerts:
-        reconcile = alert.status == SENDING
-        alert.status, alert.claimed_by, alert.claimed_until = SENDING, worker, now + lease
+        reconcile = alert.status == AlertStatus.SENDING
+        alert.status, alert.claimed_by, alert.claimed_until = (
+            AlertStatus.SENDING,
+            worker,
+            now + lease,
+        )
         alert.attempts += 1
-        event = alert.event
         claimed.append(
             ClaimedAlert(
                 id=alert.id,
-                event=event,
-                app_name=event.app.name,
+                event=events[alert.event_id],
                 channel=alert.channel,
                 attempts=alert.attempts,
                 slack_channel_id=alert.slack_channel_id,
@@ -71,7 +74,9 @@ def claim_due_alerts(
 
 
 def _owned(alert_id: int, worker: str) -> ColumnElement[bool]:
-    return and_(Alert.id == alert_id, Alert.status == SENDING, Alert.claimed_by == worker)
+    return and_(
+        Alert.id == alert_id, Alert.status == AlertStatus.SENDING, Alert.claimed_by == worker
+    )
 
 
 def record_parent_posted(
@@ -107,7 +112,7 @@ def mark_posted(
 ) -> None:
     """Done; the message's place is recorded here too (one write, when there was no thread)."""
     values: dict[str, object] = {
-        "status": POSTED, "posted_at": now, "claimed_until": None, "last_error": None,
+        "status": AlertStatus.POSTED, "posted_at": now, "claimed_until": None, "last_error": None,
     }  # fmt: skip
     if ts is not None:
         values.update(slack_channel_id=channel_id, slack_ts=ts)
@@ -118,7 +123,9 @@ def mark_retry(session: Session, alert_id: int, *, worker: str, at: datetime, er
     session.execute(
         update(Alert)
         .where(_owned(alert_id, worker))
-        .values(status=PENDING, next_attempt_at=at, claimed_until=None, last_error=error)
+        .values(
+            status=AlertStatus.PENDING, next_attempt_at=at, claimed_until=None, last_error=error
+        )
     )
 
 
@@ -127,7 +134,12 @@ def defer(session: Session, alert_id: int, *, worker: str, at: datetime) -> None
     session.execute(
         update(Alert)
         .where(_owned(alert_id, worker))
-        .values(status=PENDING, next_attempt_at=at, claimed_until=None, attempts=Alert.attempts - 1)
+        .values(
+            status=AlertStatus.PENDING,
+            next_attempt_at=at,
+            claimed_until=None,
+            attempts=Alert.attempts - 1,
+        )
     )
 
 
@@ -135,7 +147,7 @@ def mark_failed(session: Session, alert_id: int, *, worker: str, error: str) -> 
     session.execute(
         update(Alert)
         .where(_owned(alert_id, worker))
-        .values(status=FAILED, claimed_until=None, last_error=error)
+        .values(status=AlertStatus.FAILED, claimed_until=None, last_error=error)
     )
 
 
@@ -143,8 +155,12 @@ def release_claims(session: Session, *, worker: str, now: datetime) -> int:
     """On shutdown, hand back claims not yet started so another process takes them at once."""
     result = session.execute(
         update(Alert)
-        .where(Alert.status == SENDING, Alert.claimed_by == worker, Alert.slack_ts.is_(None))
-        .values(status=PENDING, claimed_until=None, next_attempt_at=now)
+        .where(
+            Alert.status == AlertStatus.SENDING,
+            Alert.claimed_by == worker,
+            Alert.slack_ts.is_(None),
+        )
+        .values(status=AlertStatus.PENDING, claimed_until=None, next_attempt_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -175,7 +191,7 @@ def failed_alerts(session: Session) -> list[FailedAlert]:
         select(Alert, FeedbackEvent.external_id, App.name)
         .join(FeedbackEvent, FeedbackEvent.id == Alert.event_id)
         .join(App, App.id == FeedbackEvent.app_id)
-        .where(Alert.status == FAILED)
+        .where(Alert.status == AlertStatus.FAILED)
         .order_by(Alert.id)
     )
     return [
@@ -194,15 +210,15 @@ def failed_alerts(session: Session) -> list[FailedAlert]:
 
 def retry_failed(session: Session, *, now: datetime, alert_id: int | None = None) -> int:
     """Put failed alerts back in the queue (one, or all), with a fresh attempt budget."""
-    query = update(Alert).where(Alert.status == FAILED)
+    query = update(Alert).where(Alert.status == AlertStatus.FAILED)
     if alert_id is not None:
         query = query.where(Alert.id == alert_id)
     result = session.execute(
-        query.values(status=PENDING, attempts=0, next_attempt_at=now, claimed_by=None)
+        query.values(status=AlertStatus.PENDING, attempts=0, next_attempt_at=now, claimed_by=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def count_by_status(session: Session) -> dict[str, int]:
+def count_by_status(session: Session) -> dict[AlertStatus, int]:
     rows = session.execute(select(Alert.status, func.count()).group_by(Alert.status))
-    return {status: count for status, count in rows}
+    return {AlertStatus(status): count for status, count in rows}

@@ -28,10 +28,20 @@ class UnknownApp(LookupError):
 
 
 @dataclass(frozen=True)
+class AppView:
+    """A registered app."""
+
+    id: int
+    name: str
+    channel: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class IssuedCredentials:
     """Shown to the user once: only the hash of the API key is kept."""
 
-    app: App
+    app_id: int
     webhook_secret: str
     api_key: str
 
@@ -71,10 +81,10 @@ def _issue(session: Session, app: App, now: datetime) -> IssuedCredentials:
         ]
     )
     session.flush()
-    return IssuedCredentials(app=app, webhook_secret=webhook_secret, api_key=api_key)
+    return IssuedCredentials(app_id=app.id, webhook_secret=webhook_secret, api_key=api_key)
 
 
-def create_app(
+def add_app(
     session: Session, name: str, *, channel: str | None, now: datetime
 ) -> IssuedCredentials:
     """Register an app and issue its first secret and API key."""
@@ -85,16 +95,24 @@ def create_app(
     return _issue(session, app, now)
 
 
-def get_app(session: Session, name: str) -> App:
+def _app_row(session: Session, name: str) -> App:
     app = session.scalar(select(App).where(App.name == name))
     if app is None:
         raise UnknownApp(f"no app named {name!r} (see `downvote apps list`)")
     return app
 
 
+def _view(app: App) -> AppView:
+    return AppView(id=app.id, name=app.name, channel=app.channel, created_at=app.created_at)
+
+
+def get_app(session: Session, name: str) -> AppView:
+    return _view(_app_row(session, name))
+
+
 def rotate_credentials(session: Session, name: str, *, now: datetime) -> IssuedCredentials:
     """Issue new credentials; the current ones keep working for 24 h so senders can switch."""
-    app = get_app(session, name)
+    app = _app_row(session, name)
     grace_end = now + ROTATION_GRACE
     for credential in app.credentials:
         if credential.expires_at is None or credential.expires_at > grace_end:
@@ -102,8 +120,8 @@ def rotate_credentials(session: Session, name: str, *, now: datetime) -> IssuedC
     return _issue(session, app, now)
 
 
-def list_apps(session: Session) -> list[App]:
-    return list(session.scalars(select(App).order_by(App.name)))
+def list_apps(session: Session) -> list[AppView]:
+    return [_view(app) for app in session.scalars(select(App).order_by(App.name))]
 
 
 def active_credentials(session: Session, *, now: datetime) -> list[ActiveCredential]:

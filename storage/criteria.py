@@ -34,12 +34,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from storage.db import POSTGRESQL, backend_of
 from storage.models import Alert, App, EventCategory, FeedbackEvent, Triage
+from storage.states import Rating, TriageStatus
+from storage.triage import triaged
 
-DOWN = "down"
-UP = "up"
-NEW = "new"
-NOT_A_MODEL_ISSUE = "not_a_model_issue"
 EXCERPT_CHARS = 300
 METRIC_PREFIX = "metrics."
 
@@ -125,13 +124,9 @@ class CriterionSeries:
 # SQL building blocks
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 def _metric_number(name: str, dialect: str) -> ColumnElement[Any]:
     """A metric as a float, NULL unless the event sent a JSON number (never a cast error)."""
-    if dialect == "postgresql":
+    if dialect == POSTGRESQL:
         element = FeedbackEvent.metrics[name]
         return case(
             (func.json_typeof(element) == "number", element.as_float()),
@@ -148,7 +143,7 @@ def _metric_number(name: str, dialect: str) -> ColumnElement[Any]:
 
 def _metric_is(name: str, value: bool, dialect: str) -> tuple[ColumnElement[bool], ...]:
     """(reported as a boolean, equals `value`) for `metrics.<name>`."""
-    if dialect == "postgresql":
+    if dialect == POSTGRESQL:
         element = FeedbackEvent.metrics[name]
         return (
             func.json_typeof(element) == "boolean",
@@ -188,11 +183,13 @@ def _filter_clauses(spec_filter: CriterionFilter) -> list[ColumnElement[bool]]:
 
 
 def _not_downvoted() -> ColumnElement[bool]:
-    return func.coalesce(FeedbackEvent.rating, "") != DOWN
+    return func.coalesce(FeedbackEvent.rating, "") != Rating.DOWN
 
 
 def _triaged_as_not_model_issue() -> ColumnElement[bool]:
-    return exists().where(Triage.event_id == FeedbackEvent.id, Triage.status == NOT_A_MODEL_ISSUE)
+    return exists().where(
+        Triage.event_id == FeedbackEvent.id, Triage.status == TriageStatus.NOT_A_MODEL_ISSUE
+    )
 
 
 def _condition(
@@ -201,7 +198,7 @@ def _condition(
     """(what counts as meeting it, what else an event needs to be counted at all)."""
     match condition:
         case RatedUp():
-            return FeedbackEvent.rating == UP, []
+            return FeedbackEvent.rating == Rating.UP, []
         case NotDownvoted():
             return _not_downvoted(), []
         case NotDownvotedAsModelIssue():
@@ -289,7 +286,7 @@ def _share_counts(
     session: Session, spec: ShareSpec, start: datetime, end: datetime
 ) -> tuple[int, int]:
     """(events counted, events meeting the condition) in [start, end)."""
-    query = _share_query(spec, _dialect(session))
+    query = _share_query(spec, backend_of(session))
     sample, met = session.execute(query, {"start": start, "end": end}).one()
     return sample, met
 
@@ -312,7 +309,7 @@ def _share_result(sample: int, met: int) -> CriterionResult:
 def _percentile(
     session: Session, spec: PercentileSpec, start: datetime, end: datetime
 ) -> CriterionResult:
-    query = _percentile_query(spec, _dialect(session))
+    query = _percentile_query(spec, backend_of(session))
     row = session.execute(query, {"start": start, "end": end}).first()
     if row is None:  # no values: the offset is always within n otherwise
         return EMPTY
@@ -360,7 +357,9 @@ class NameCount:
 
 
 @dataclass(frozen=True)
-class CategoryChange:
+class CategoryWeekOverWeek:
+    """How often a category was used this period and the one before."""
+
     name: str
     count: int
     previous: int
@@ -387,17 +386,9 @@ class MedianDuration:
     sample: int
 
 
-def _triaged() -> ColumnElement[bool]:
-    """Someone looked at it: a status other than new, or at least one category."""
-    return or_(
-        exists().where(Triage.event_id == FeedbackEvent.id, Triage.status != NEW),
-        exists().where(EventCategory.event_id == FeedbackEvent.id),
-    )
-
-
 def _downvoted_between(start: datetime, end: datetime) -> list[ColumnElement[bool]]:
     return [
-        FeedbackEvent.rating == DOWN,
+        FeedbackEvent.rating == Rating.DOWN,
         FeedbackEvent.occurred_at >= start,
         FeedbackEvent.occurred_at < end,
     ]
@@ -405,12 +396,12 @@ def _downvoted_between(start: datetime, end: datetime) -> list[ColumnElement[boo
 
 def downvote_counts(session: Session, start: datetime, end: datetime) -> DownvoteCounts:
     """Events, downvotes, and downvotes already triaged, in [start, end)."""
-    is_down = FeedbackEvent.rating == DOWN
+    is_down = FeedbackEvent.rating == Rating.DOWN
     row = session.execute(
         select(
             func.count(),
             func.count(case((is_down, 1))),
-            func.count(case((and_(is_down, _triaged()), 1))),
+            func.count(case((and_(is_down, triaged()), 1))),
         ).where(FeedbackEvent.occurred_at >= start, FeedbackEvent.occurred_at < end)
     ).one()
     return DownvoteCounts(events=row[0], downvotes=row[1], triaged=row[2])
@@ -435,7 +426,7 @@ def top_categories(
 
 def categories_compared(
     session: Session, previous_start: datetime, start: datetime, end: datetime
-) -> list[CategoryChange]:
+) -> list[CategoryWeekOverWeek]:
     """Category counts in [start, end) beside [previous_start, start), busiest first."""
     period = _period_index([previous_start, start, end]).label("period")
     query = (
@@ -448,7 +439,7 @@ def categories_compared(
     counts: dict[str, list[int]] = {}
     for name, index, n in session.execute(query):
         counts.setdefault(name, [0, 0])[index] = n
-    changes = [CategoryChange(name, now, before) for name, (before, now) in counts.items()]
+    changes = [CategoryWeekOverWeek(name, now, before) for name, (before, now) in counts.items()]
     return sorted(changes, key=lambda c: (-c.count, -c.previous, c.name))
 
 
@@ -511,7 +502,7 @@ def _ref(row: Any) -> DownvoteRef:
 def untriaged_count(session: Session, end: datetime) -> int:
     """The backlog: downvotes before `end` that nobody has triaged yet."""
     query = select(func.count()).where(
-        FeedbackEvent.rating == DOWN, FeedbackEvent.occurred_at < end, ~_triaged()
+        FeedbackEvent.rating == Rating.DOWN, FeedbackEvent.occurred_at < end, ~triaged()
     )
     return session.execute(query).scalar_one()
 
@@ -520,7 +511,7 @@ def oldest_untriaged(session: Session, end: datetime, *, limit: int = 5) -> list
     """The downvotes before `end` that have waited longest for triage."""
     query = (
         _downvote_refs()
-        .where(FeedbackEvent.rating == DOWN, FeedbackEvent.occurred_at < end, ~_triaged())
+        .where(FeedbackEvent.rating == Rating.DOWN, FeedbackEvent.occurred_at < end, ~triaged())
         .order_by(FeedbackEvent.occurred_at, FeedbackEvent.id)
         .limit(limit)
     )
@@ -557,14 +548,14 @@ def representative_downvotes(
 
 def _epoch_seconds(column: Any, dialect: str) -> ColumnElement[int]:
     """Whole seconds since 1970, exact on both databases (sub-second arithmetic differs)."""
-    if dialect == "postgresql":
+    if dialect == POSTGRESQL:
         return cast(extract("epoch", func.date_trunc("second", column)), BigInteger)
     return cast(func.strftime("%s", column), BigInteger)
 
 
 def median_time_to_triage(session: Session, start: datetime, end: datetime) -> MedianDuration:
     """Median of triaged_at - received_at over the downvotes of [start, end) already triaged."""
-    dialect = _dialect(session)
+    dialect = backend_of(session)
     seconds = _epoch_seconds(Triage.triaged_at, dialect) - _epoch_seconds(
         FeedbackEvent.received_at, dialect
     )

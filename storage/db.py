@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 T = TypeVar("T")
 
 
-def is_sqlite(engine_or_url: Engine | str) -> bool:
-    """Tell SQLite apart, since it needs its own locking and pragmas."""
-    url = engine_or_url.url if isinstance(engine_or_url, Engine) else make_url(engine_or_url)
-    return url.get_backend_name() == "sqlite"
+Bind = Engine | Connection | Session | str
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+
+
+def backend_of(bind: Bind) -> str:
+    """SQLITE or POSTGRESQL (from a URL or a connection): the one place that asks which it is."""
+    if isinstance(bind, str):
+        return make_url(bind).get_backend_name()
+    if isinstance(bind, Session):
+        return bind.get_bind().dialect.name
+    return bind.dialect.name
+
+
+def is_sqlite(bind: Bind) -> bool:
+    """SQLite needs its own locking and pragmas."""
+    return backend_of(bind) == SQLITE
+
+
+def is_postgresql(bind: Bind) -> bool:
+    """PostgreSQL has row locks (FOR UPDATE SKIP LOCKED) and its own JSON functions."""
+    return backend_of(bind) == POSTGRESQL
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -55,7 +74,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     # JIT compiles the summaries' queries for ~0.5 s each and wins nothing back at our sizes.
     connect_args = dict(kwargs.pop("connect_args", {}))
-    if make_url(url).get_backend_name() == "postgresql":
+    if is_postgresql(url):
         connect_args["options"] = f"{connect_args.get('options', '')} -c jit=off".strip()
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
@@ -101,3 +120,29 @@ def read(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
     with sessions() as session:
         session.connection(execution_options={READ_ONLY: True})
         return work(session)
+
+
+async def transact_in_thread(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`transact` off the event loop: the database never blocks Slack calls or HTTP requests."""
+    return await asyncio.to_thread(transact, sessions, work)
+
+
+async def read_in_thread(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`read` off the event loop."""
+    return await asyncio.to_thread(read, sessions, work)
+
+
+def insert_ignoring_conflicts(session: Session, table: type[DeclarativeBase] | Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect; add values and RETURNING."""
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
+
+
+def insert_if_new(session: Session, table: type[DeclarativeBase], row: dict[str, object]) -> bool:
+    """Insert one row unless a unique key already holds it; True when it is new.
+
+    RETURNING, not rowcount: psycopg reports -1 rows for an INSERT that did nothing.
+    """
+    key = next(iter(table.__table__.primary_key.columns))  # type: ignore[attr-defined]
+    statement = insert_ignoring_conflicts(session, table).values(**row).returning(key)
+    return session.execute(statement).first() is not None

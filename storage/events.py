@@ -1,39 +1,42 @@
-"""Storing feedback events idempotently, enqueuing their alerts, and reading them back."""
+"""Storing feedback events idempotently (enqueuing their alerts) and viewing them.
+
+An event's fields are spelled once, in `NewEvent`; what is read back (`EventView`) adds what
+storage knows about it. The public record of an event is `storage.records`.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, Table, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Row, RowMapping, Table, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from storage.models import (
-    Alert,
-    App,
-    EventCategory,
-    FeedbackEvent,
-    Triage,
-    TriageNote,
-)
+from storage.db import insert_ignoring_conflicts, is_postgresql
+from storage.models import Alert, App, FeedbackEvent
+from storage.states import AlertStatus, Rating
 
-DOWN = "down"
+EVENT_TABLE: Table = FeedbackEvent.__table__  # type: ignore[assignment]
+ALERT_TABLE: Table = Alert.__table__  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class NewEvent:
-    """One validated event as the app sent it; `external_id` is its idempotency key."""
+    """One validated event as the app sent it; `external_id` is its idempotency key.
+
+    Field names are the table's column names ("metadata" included), so rows are built from them.
+    """
 
     external_id: str
     prompt: str | list[dict[str, Any]]
     response: str
     occurred_at: datetime
-    rating: str | None = None
+    rating: Rating | None = None
     comment: str | None = None
     model: str | None = None
     feature: str | None = None
@@ -49,33 +52,24 @@ class NewEvent:
     webhook_id: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class EventView(NewEvent):
+    """A stored event, detached from any session: safe to hand to Slack code or a thread."""
+
+    id: int
+    app_id: int
+    app: str
+    received_at: datetime
+
+
+NEW_EVENT_FIELDS = tuple(f.name for f in fields(NewEvent))
+EVENT_VIEW_FIELDS = tuple(f.name for f in fields(EventView))
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     external_id: str
     duplicate: bool
-
-
-@dataclass(frozen=True)
-class EventFilter:
-    """Filters shared by the read API and the export."""
-
-    rating: str | None = None  # "down" | "up" | "none" | None for any
-    category: str | None = None
-    status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    app_id: int | None = None
-
-
-@dataclass
-class EventRecord:
-    """An event with its triage, as the read API and the export present it."""
-
-    event: FeedbackEvent
-    app_name: str
-    categories: list[str] = field(default_factory=list)
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    triage: Triage | None = None
 
 
 def new_external_id() -> str:
@@ -83,21 +77,12 @@ def new_external_id() -> str:
     return "dv_" + uuid.uuid4().hex
 
 
-EVENT_TABLE: Table = FeedbackEvent.__table__  # type: ignore[assignment]
-ALERT_TABLE: Table = Alert.__table__  # type: ignore[assignment]
-# NewEvent's fields are named after the table's columns ("metadata" included).
-_EVENT_FIELDS = tuple(f.name for f in fields(NewEvent))
-
-
-def _insert_statement(session: Session) -> Any:
-    """Core INSERT with the dialect's ON CONFLICT; Core skips ORM bookkeeping on big batches."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(EVENT_TABLE)
+# ---------------------------------------------------------------------------------------------
+# Writing
 
 
 def _row(app_id: int, event: NewEvent, now: datetime) -> dict[str, Any]:
-    row = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    row = {name: getattr(event, name) for name in NEW_EVENT_FIELDS}
     row["app_id"] = app_id
     row["received_at"] = now
     return row
@@ -119,13 +104,11 @@ def store_events(
     if not events:
         return []
     connection = session.connection()
-    if connection.dialect.name == "postgresql" and len(events) > 1:
+    if is_postgresql(session) and len(events) > 1:
         rows = _insert_from_json(session, app_id, events, now)
     else:
-        statement = (
-            _insert_statement(session)
-            .on_conflict_do_nothing(index_elements=["app_id", "external_id"])
-            .returning(EVENT_TABLE.c.id, EVENT_TABLE.c.external_id, EVENT_TABLE.c.rating)
+        statement = insert_ignoring_conflicts(session, EVENT_TABLE).returning(
+            EVENT_TABLE.c.id, EVENT_TABLE.c.external_id, EVENT_TABLE.c.rating
         )
         rows = connection.execute(statement, [_row(app_id, e, now) for e in events]).all()
     inserted = {row.external_id: row for row in rows}
@@ -133,14 +116,14 @@ def store_events(
         {
             "event_id": row.id,
             "channel": channel,
-            "status": "pending",
+            "status": AlertStatus.PENDING,
             "attempts": 0,
             "replies_posted": 0,
             "next_attempt_at": now,
             "created_at": now,
         }
         for row in rows
-        if row.rating == DOWN
+        if row.rating == Rating.DOWN
     ]
     if alerts:
         connection.execute(ALERT_TABLE.insert(), alerts)
@@ -153,21 +136,23 @@ def store_events(
     return results
 
 
+def _recordset_columns() -> str:
+    """NewEvent's columns with their PostgreSQL types, as json_to_recordset needs them."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    return ", ".join(
+        f"{name} {EVENT_TABLE.c[name].type.compile(dialect=dialect)}" for name in NEW_EVENT_FIELDS
+    )
+
+
 # PostgreSQL: a batch travels as one JSON parameter. A multi-row VALUES list with 20,000 bind
 # parameters spends most of its time in psycopg turning placeholders into $n (measured: 0.3 s of
 # 0.45 s for 1,000 events); json_to_recordset takes the same rows in about a tenth of that.
-_JSON_COLUMNS = (
-    "external_id text, rating text, comment text, prompt json, response text, model text, "
-    "feature text, latency_ms float8, confidence float8, user_id text, session_id text, "
-    "trace_id text, trace_url text, correction text, metrics json, metadata json, "
-    "occurred_at timestamptz, webhook_id text"
-)
 _INSERT_FROM_JSON = text(
-    # Only NewEvent's field names are interpolated; the rows travel as a bound parameter.
+    # Only the table's own column names and types are interpolated; rows are a bound parameter.
     f"""
-    INSERT INTO feedback_events (app_id, received_at, {", ".join(_EVENT_FIELDS)})
-    SELECT :app_id, :received_at, {", ".join("r." + name for name in _EVENT_FIELDS)}
-    FROM json_to_recordset(CAST(:rows AS json)) AS r({_JSON_COLUMNS})
+    INSERT INTO feedback_events (app_id, received_at, {", ".join(NEW_EVENT_FIELDS)})
+    SELECT :app_id, :received_at, {", ".join("r." + name for name in NEW_EVENT_FIELDS)}
+    FROM json_to_recordset(CAST(:rows AS json)) AS r({_recordset_columns()})
     ON CONFLICT (app_id, external_id) DO NOTHING
     RETURNING id, external_id, rating
     """  # noqa: S608
@@ -179,7 +164,7 @@ def _insert_from_json(
 ) -> Sequence[Row[Any]]:
     rows = [
         {
-            **{name: getattr(event, name) for name in _EVENT_FIELDS},
+            **{name: getattr(event, name) for name in NEW_EVENT_FIELDS},
             "occurred_at": event.occurred_at.isoformat(),
         }
         for event in events
@@ -188,124 +173,30 @@ def _insert_from_json(
     return session.connection().execute(_INSERT_FROM_JSON, parameters).all()
 
 
-def filtered_events(filters: EventFilter) -> Select[FeedbackEvent, App, Triage]:
-    """The query behind the read API and the export, ordered oldest first by insertion."""
-    query = (
-        select(FeedbackEvent, App, Triage)
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def event_columns() -> list[Any]:
+    """What an EventView is built from: the event's columns and its app's name."""
+    return [*EVENT_TABLE.c, App.name.label("app")]
+
+
+def event_view(row: RowMapping) -> EventView:
+    """An EventView from a row selected with `event_columns()` (extra columns are ignored)."""
+    values = {name: row[name] for name in EVENT_VIEW_FIELDS}
+    if values["rating"] is not None:
+        values["rating"] = Rating(values["rating"])
+    return EventView(**values)
+
+
+def event_views(session: Session, event_ids: Sequence[int]) -> dict[int, EventView]:
+    """Events by id, with their app's name."""
+    if not event_ids:
+        return {}
+    rows = session.execute(
+        select(*event_columns())
         .join(App, App.id == FeedbackEvent.app_id)
-        .outerjoin(Triage, Triage.event_id == FeedbackEvent.id)
+        .where(FeedbackEvent.id.in_(event_ids))
     )
-    if filters.app_id is not None:
-        query = query.where(FeedbackEvent.app_id == filters.app_id)
-    if filters.rating == "none":
-        query = query.where(FeedbackEvent.rating.is_(None))
-    elif filters.rating is not None:
-        query = query.where(FeedbackEvent.rating == filters.rating)
-    if filters.category is not None:
-        query = query.where(
-            select(EventCategory.event_id)
-            .where(
-                EventCategory.event_id == FeedbackEvent.id,
-                EventCategory.category == filters.category,
-            )
-            .exists()
-        )
-    if filters.status == "new":
-        query = query.where((Triage.status.is_(None)) | (Triage.status == "new"))
-    elif filters.status is not None:
-        query = query.where(Triage.status == filters.status)
-    if filters.since is not None:
-        query = query.where(FeedbackEvent.occurred_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(FeedbackEvent.occurred_at < filters.until)
-    return query
-
-
-def _with_triage_details(
-    session: Session, rows: Sequence[Row[FeedbackEvent, App, Triage]]
-) -> list[EventRecord]:
-    records = {
-        event.id: EventRecord(event=event, app_name=app.name, triage=triage)
-        for event, app, triage in rows
-    }
-    if not records:
-        return []
-    ids = list(records)
-    for category in session.scalars(
-        select(EventCategory)
-        .where(EventCategory.event_id.in_(ids))
-        .order_by(EventCategory.added_at, EventCategory.category)
-    ):
-        records[category.event_id].categories.append(category.category)
-    for note in session.scalars(
-        select(TriageNote).where(TriageNote.event_id.in_(ids)).order_by(TriageNote.id)
-    ):
-        records[note.event_id].notes.append(
-            {"author": note.author, "text": note.text, "created_at": note.created_at}
-        )
-    return list(records.values())
-
-
-def list_events(
-    session: Session, filters: EventFilter, *, limit: int, after_id: int | None
-) -> tuple[list[EventRecord], int | None]:
-    """One page of events, newest first; returns the cursor for the next page (None at the end)."""
-    query = filtered_events(filters).order_by(FeedbackEvent.id.desc()).limit(limit + 1)
-    if after_id is not None:
-        query = query.where(FeedbackEvent.id < after_id)
-    rows = session.execute(query).all()
-    page = rows[:limit]
-    next_cursor = page[-1][0].id if len(rows) > limit else None
-    return _with_triage_details(session, page), next_cursor
-
-
-def iter_events(
-    session: Session, filters: EventFilter, *, chunk_size: int = 500
-) -> Iterator[EventRecord]:
-    """Every matching event oldest first, in chunks, so an export never loads the table at once."""
-    last_id = 0
-    while True:
-        query = (
-            filtered_events(filters)
-            .where(FeedbackEvent.id > last_id)
-            .order_by(FeedbackEvent.id)
-            .limit(chunk_size)
-        )
-        rows = session.execute(query).all()
-        if not rows:
-            return
-        yield from _with_triage_details(session, rows)
-        last_id = rows[-1][0].id
-        session.expunge_all()
-
-
-def event_record_dict(record: EventRecord) -> dict[str, Any]:
-    """The public shape of an event: the contract's fields plus triage, JSON-ready."""
-    event, triage = record.event, record.triage
-    return {
-        "id": event.external_id,
-        "app": record.app_name,
-        "rating": event.rating,
-        "comment": event.comment,
-        "prompt": event.prompt,
-        "response": event.response,
-        "model": event.model,
-        "feature": event.feature,
-        "latency_ms": event.latency_ms,
-        "confidence": event.confidence,
-        "user_id": event.user_id,
-        "session_id": event.session_id,
-        "trace_id": event.trace_id,
-        "trace_url": event.trace_url,
-        "correction": event.correction,
-        "metrics": event.metrics,
-        "metadata": event.extra,
-        "occurred_at": event.occurred_at.isoformat(),
-        "received_at": event.received_at.isoformat(),
-        "categories": record.categories,
-        "status": triage.status if triage else "new",
-        "assignee": triage.assignee if triage else None,
-        "notes": [{**note, "created_at": note["created_at"].isoformat()} for note in record.notes],
-        "triaged_at": triage.triaged_at.isoformat() if triage and triage.triaged_at else None,
-        "triaged_by": triage.triaged_by if triage else None,
-    }
+    return {row.id: event_view(row._mapping) for row in rows}

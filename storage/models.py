@@ -23,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from storage.states import AlertStatus, PostingStatus, TriageStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -106,7 +108,7 @@ class FeedbackEvent(Base):
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     # The idempotency key: the event's `id`, else the `webhook-id`, else one we make.
     external_id: Mapped[str] = mapped_column(String(255))
-    rating: Mapped[str | None] = mapped_column(String(4))
+    rating: Mapped[str | None] = mapped_column(String(4))  # a Rating, or NULL for unrated
     comment: Mapped[str | None] = mapped_column(Text)
     # A string, or a list of {"role", "content"} chat messages, stored as given.
     prompt: Mapped[Any] = mapped_column(JSON)
@@ -145,7 +147,7 @@ class Alert(Base):
         ForeignKey("feedback_events.id", ondelete="CASCADE"), unique=True
     )
     channel: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=AlertStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -179,7 +181,7 @@ class Triage(Base):
     event_id: Mapped[int] = mapped_column(
         ForeignKey("feedback_events.id", ondelete="CASCADE"), primary_key=True
     )
-    status: Mapped[str] = mapped_column(String(20), default="new")
+    status: Mapped[str] = mapped_column(String(20), default=TriageStatus.NEW)
     assignee: Mapped[str | None] = mapped_column(String(100))
     triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     triaged_by: Mapped[str | None] = mapped_column(String(100))
@@ -239,10 +241,10 @@ class SummaryPost(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(10))  # "daily" | "weekly"
+    kind: Mapped[str] = mapped_column(String(10))  # a PeriodKind
     period_start: Mapped[date] = mapped_column(Date)
     generation: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(String(10), default="claimed")  # claimed | posted
+    status: Mapped[str] = mapped_column(String(10), default=PostingStatus.CLAIMED)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     slack_channel: Mapped[str | None] = mapped_column(String(100))

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
-PeriodKind = Literal["day", "week"]
+from storage.states import PeriodKind
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
@@ -37,7 +36,7 @@ class Period:
 
     @property
     def length_days(self) -> int:
-        return 1 if self.kind == "day" else 7
+        return 1 if self.kind == PeriodKind.DAILY else 7
 
     @property
     def days(self) -> list[date]:
@@ -70,11 +69,11 @@ class Period:
 
 
 def day_containing(day: date, tz: ZoneInfo) -> Period:
-    return Period("day", day, tz)
+    return Period(PeriodKind.DAILY, day, tz)
 
 
 def week_containing(day: date, tz: ZoneInfo) -> Period:
-    return Period("week", monday_of(day), tz)
+    return Period(PeriodKind.WEEKLY, monday_of(day), tz)
 
 
 def local_date(now: datetime, tz: ZoneInfo) -> date:
@@ -91,3 +90,13 @@ def last_complete_day(now: datetime, tz: ZoneInfo) -> Period:
 def last_complete_week(now: datetime, tz: ZoneInfo) -> Period:
     """The Monday-to-Sunday week before the one `now` falls in."""
     return week_containing(local_date(now, tz) - timedelta(days=7), tz)
+
+
+def period_of(kind: PeriodKind, day: date, tz: ZoneInfo) -> Period:
+    """The day, or the Monday-to-Sunday week, that contains `day`."""
+    return day_containing(day, tz) if kind == PeriodKind.DAILY else week_containing(day, tz)
+
+
+def last_complete(kind: PeriodKind, now: datetime, tz: ZoneInfo) -> Period:
+    """The latest day (or week) that has fully ended at `now`."""
+    return last_complete_day(now, tz) if kind == PeriodKind.DAILY else last_complete_week(now, tz)

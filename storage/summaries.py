@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from storage.db import insert_if_new
 from storage.models import FeedbackEvent, SummaryPost
-
-CLAIMED, POSTED = "claimed", "posted"
+from storage.states import PeriodKind, PostingStatus
 
 
 @dataclass(frozen=True)
@@ -26,24 +25,26 @@ class Claim:
     took_over: bool  # a previous holder may have posted before dying: check Slack first
 
 
-def _insert(session: Session, row: dict[str, object]) -> bool:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT that did nothing.
-    statement = insert(SummaryPost).values(**row).on_conflict_do_nothing()
-    return session.execute(statement.returning(SummaryPost.id)).first() is not None
+@dataclass(frozen=True)
+class Posting:
+    """The latest posting of a period."""
+
+    status: PostingStatus
+    generation: int
+    slack_ts: str | None
 
 
 def _row(
-    kind: str, start: date, generation: int, worker: str, until: datetime, forced: bool
+    kind: PeriodKind, start: date, generation: int, worker: str, until: datetime, forced: bool
 ) -> dict[str, object]:
     return {
-        "kind": kind, "period_start": start, "generation": generation, "status": CLAIMED,
+        "kind": kind, "period_start": start, "generation": generation,
+        "status": PostingStatus.CLAIMED,
         "claimed_by": worker, "claimed_until": until, "forced": forced,
     }  # fmt: skip
 
 
-def _find(session: Session, kind: str, start: date, generation: int) -> SummaryPost | None:
+def _find(session: Session, kind: PeriodKind, start: date, generation: int) -> SummaryPost | None:
     return session.scalars(
         select(SummaryPost)
         .where(
@@ -56,11 +57,11 @@ def _find(session: Session, kind: str, start: date, generation: int) -> SummaryP
 
 
 def claim_period(
-    session: Session, kind: str, start: date, *, worker: str, now: datetime, lease: timedelta
+    session: Session, kind: PeriodKind, start: date, *, worker: str, now: datetime, lease: timedelta
 ) -> Claim | None:
     """Claim the scheduled post of a period; None if it is posted or another process holds it."""
     until = now + lease
-    if _insert(session, _row(kind, start, 0, worker, until, forced=False)):
+    if insert_if_new(session, SummaryPost, _row(kind, start, 0, worker, until, forced=False)):
         post = _find(session, kind, start, 0)
         assert post is not None
         return Claim(post.id, 0, took_over=False)
@@ -70,7 +71,7 @@ def claim_period(
             SummaryPost.kind == kind,
             SummaryPost.period_start == start,
             SummaryPost.generation == 0,
-            SummaryPost.status == CLAIMED,
+            SummaryPost.status == PostingStatus.CLAIMED,
             SummaryPost.claimed_until <= now,
         )
         .values(claimed_by=worker, claimed_until=until)
@@ -83,7 +84,7 @@ def claim_period(
 
 
 def claim_forced(
-    session: Session, kind: str, start: date, *, worker: str, now: datetime, lease: timedelta
+    session: Session, kind: PeriodKind, start: date, *, worker: str, now: datetime, lease: timedelta
 ) -> Claim:
     """A new posting of an already posted period (`--force`), kept beside the earlier ones."""
     while True:
@@ -93,7 +94,8 @@ def claim_forced(
             )
         )
         generation = 0 if latest is None else latest + 1
-        if _insert(session, _row(kind, start, generation, worker, now + lease, forced=True)):
+        row = _row(kind, start, generation, worker, now + lease, forced=True)
+        if insert_if_new(session, SummaryPost, row):
             post = _find(session, kind, start, generation)
             assert post is not None
             return Claim(post.id, generation, took_over=False)
@@ -107,7 +109,11 @@ def mark_posted(
         update(SummaryPost)
         .where(SummaryPost.id == post_id, SummaryPost.claimed_by == worker)
         .values(
-            status=POSTED, slack_channel=channel, slack_ts=ts, posted_at=now, claimed_until=None
+            status=PostingStatus.POSTED,
+            slack_channel=channel,
+            slack_ts=ts,
+            posted_at=now,
+            claimed_until=None,
         )
     )
 
@@ -119,29 +125,26 @@ def release(session: Session, post_id: int, *, worker: str, now: datetime) -> No
         .where(
             SummaryPost.id == post_id,
             SummaryPost.claimed_by == worker,
-            SummaryPost.status == CLAIMED,
+            SummaryPost.status == PostingStatus.CLAIMED,
         )
         .values(claimed_until=now)
     )
 
 
-def posting_of(session: Session, kind: str, start: date) -> SummaryPost | None:
+def posting_of(session: Session, kind: PeriodKind, start: date) -> Posting | None:
     """The latest posting of a period, if any."""
-    return session.scalars(
-        select(SummaryPost)
+    row = session.execute(
+        select(SummaryPost.status, SummaryPost.generation, SummaryPost.slack_ts)
         .where(SummaryPost.kind == kind, SummaryPost.period_start == start)
         .order_by(SummaryPost.generation.desc())
+        .limit(1)
     ).first()
+    if row is None:
+        return None
+    return Posting(PostingStatus(row.status), row.generation, row.slack_ts)
 
 
 def has_events_before(session: Session, end: datetime) -> bool:
     """Whether Downvote had received anything by `end`: no summary for before it existed."""
     first = session.scalar(select(FeedbackEvent.id).where(FeedbackEvent.received_at < end).limit(1))
     return first is not None
-
-
-def postings(session: Session, kind: str | None = None) -> list[SummaryPost]:
-    query = select(SummaryPost).order_by(SummaryPost.period_start, SummaryPost.generation)
-    if kind is not None:
-        query = query.where(SummaryPost.kind == kind)
-    return list(session.scalars(query))

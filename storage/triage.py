@@ -11,14 +11,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, inspect, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from storage.db import insert_if_new, is_postgresql
+from storage.events import EventView, event_views
 from storage.models import (
     Alert,
     App,
-    Base,
     Category,
     EventCategory,
     FeedbackEvent,
@@ -26,12 +26,13 @@ from storage.models import (
     TriageAudit,
     TriageNote,
 )
+from storage.states import Rating, TriageStatus
 
-NEW, ACKNOWLEDGED, RESOLVED, NOT_A_MODEL_ISSUE = (
-    "new", "acknowledged", "resolved", "not_a_model_issue",
-)  # fmt: skip
-STATUSES = (NEW, ACKNOWLEDGED, RESOLVED, NOT_A_MODEL_ISSUE)
 MAX_CATEGORY_LENGTH = 60
+# Statuses a click can set; `new` is only ever the starting point.
+SETTABLE_STATUSES = frozenset(
+    {TriageStatus.ACKNOWLEDGED, TriageStatus.RESOLVED, TriageStatus.NOT_A_MODEL_ISSUE}
+)
 
 
 class UnknownEvent(LookupError):
@@ -42,31 +43,37 @@ class UnknownEvent(LookupError):
 class TriageSnapshot:
     """The current decision on one event, as the alert shows it."""
 
-    categories: tuple[str, ...]
-    status: str
-    assignee: str | None
-    last_actor: str | None
-    last_action_at: datetime | None
-    notes: int
+    categories: tuple[str, ...] = ()
+    status: TriageStatus = TriageStatus.NEW
+    assignee: str | None = None
+    last_actor: str | None = None
+    last_action_at: datetime | None = None
+    notes: int = 0
 
 
-def _upsert(session: Session, table: type[Base], row: dict[str, object]) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING on either database; True when the row is new."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # RETURNING, not rowcount: psycopg reports -1 rows for an INSERT that did nothing.
-    statement = insert(table).values(**row).on_conflict_do_nothing()
-    key = inspect(table).primary_key[0]
-    return session.execute(statement.returning(key)).first() is not None
+UNTOUCHED = TriageSnapshot()
+
+
+def triaged() -> ColumnElement[bool]:
+    """Someone looked at the event: a status other than `new`, or at least one category.
+
+    The one definition of "triaged" (and, negated, of "untriaged") for every count and list.
+    """
+    return or_(
+        exists().where(Triage.event_id == FeedbackEvent.id, Triage.status != TriageStatus.NEW),
+        exists().where(EventCategory.event_id == FeedbackEvent.id),
+    )
 
 
 def _locked_triage(session: Session, event_id: int, now: datetime) -> Triage:
     """The event's triage row, created if missing and locked until the transaction ends."""
     if session.get(FeedbackEvent, event_id) is None:
         raise UnknownEvent(f"event {event_id} is not in this Downvote database")
-    _upsert(session, Triage, {"event_id": event_id, "status": NEW, "updated_at": now})
+    insert_if_new(
+        session, Triage, {"event_id": event_id, "status": TriageStatus.NEW, "updated_at": now}
+    )
     query = select(Triage).where(Triage.event_id == event_id)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         query = query.with_for_update()
     triage = session.scalars(query.execution_options(populate_existing=True)).one()
     return triage
@@ -91,8 +98,8 @@ def _audit(
 
 def _touch(triage: Triage, user: str, now: datetime) -> None:
     """Any decision means someone looked: `new` becomes `acknowledged`, first time recorded."""
-    if triage.status == NEW:
-        triage.status = ACKNOWLEDGED
+    if triage.status == TriageStatus.NEW:
+        triage.status = TriageStatus.ACKNOWLEDGED
     if triage.triaged_at is None:
         triage.triaged_at, triage.triaged_by = now, user
     triage.updated_at = now
@@ -110,7 +117,7 @@ def change_categories(
     """Apply one click's additions and removals (not its whole selection: see module doc)."""
     triage = _locked_triage(session, event_id, now)
     for name in sorted(set(added)):
-        if _upsert(
+        if insert_if_new(
             session,
             EventCategory,
             {"event_id": event_id, "category": name, "added_by": user, "added_at": now},
@@ -131,13 +138,15 @@ def change_categories(
     _touch(triage, user, now)
 
 
-def set_status(session: Session, event_id: int, *, status: str, user: str, now: datetime) -> bool:
+def set_status(
+    session: Session, event_id: int, *, status: TriageStatus, user: str, now: datetime
+) -> bool:
     """Set the status the clicker asked for; True if it changed (two identical clicks: one change).
 
     Buttons say what they will do ("Resolved" / "Reopen"), so a click carries its intent and two
     people pressing the same button at once agree instead of cancelling each other out.
     """
-    if status not in (ACKNOWLEDGED, RESOLVED, NOT_A_MODEL_ISSUE):
+    if status not in SETTABLE_STATUSES:
         raise ValueError(f"cannot set status {status!r} from Slack")
     triage = _locked_triage(session, event_id, now)
     old = triage.status
@@ -171,7 +180,7 @@ def add_category(session: Session, name: str, *, user: str, now: datetime) -> st
     cleaned = " ".join(name.split())
     if not cleaned or len(cleaned) > MAX_CATEGORY_LENGTH:
         raise ValueError(f"a category name is 1 to {MAX_CATEGORY_LENGTH} characters")
-    _upsert(session, Category, {"name": cleaned, "created_by": user, "created_at": now})
+    insert_if_new(session, Category, {"name": cleaned, "created_by": user, "created_at": now})
     return cleaned
 
 
@@ -199,7 +208,7 @@ def snapshot(session: Session, event_id: int) -> TriageSnapshot:
     )
     return TriageSnapshot(
         categories=tuple(names),
-        status=triage.status if triage else NEW,
+        status=TriageStatus(triage.status) if triage else TriageStatus.NEW,
         assignee=triage.assignee if triage else None,
         last_actor=last[0] if last else None,
         last_action_at=last[1] if last else None,
@@ -207,35 +216,24 @@ def snapshot(session: Session, event_id: int) -> TriageSnapshot:
     )
 
 
-def audit_trail(session: Session, event_id: int) -> list[TriageAudit]:
-    return list(
-        session.scalars(
-            select(TriageAudit).where(TriageAudit.event_id == event_id).order_by(TriageAudit.id)
-        )
-    )
-
-
 @dataclass(frozen=True)
 class PostedAlert:
     """Where an event's alert is in Slack."""
 
-    event: FeedbackEvent
-    app_name: str
+    event: EventView
     channel_id: str | None
     ts: str | None
 
 
 def posted_alert(session: Session, event_id: int) -> PostedAlert:
-    row = session.execute(
-        select(FeedbackEvent, App.name, Alert.slack_channel_id, Alert.slack_ts)
-        .join(App, App.id == FeedbackEvent.app_id)
-        .outerjoin(Alert, Alert.event_id == FeedbackEvent.id)
-        .where(FeedbackEvent.id == event_id)
-    ).first()
-    if row is None:
+    event = event_views(session, [event_id]).get(event_id)
+    if event is None:
         raise UnknownEvent(f"event {event_id} is not in this Downvote database")
-    event, app_name, channel_id, ts = row
-    return PostedAlert(event=event, app_name=app_name, channel_id=channel_id, ts=ts)
+    where = session.execute(
+        select(Alert.slack_channel_id, Alert.slack_ts).where(Alert.event_id == event_id)
+    ).first()
+    channel_id, ts = where if where is not None else (None, None)
+    return PostedAlert(event=event, channel_id=channel_id, ts=ts)
 
 
 @dataclass(frozen=True)
@@ -254,28 +252,19 @@ def untriaged_downvotes(session: Session, *, limit: int) -> list[UntriagedDownvo
         select(FeedbackEvent.id, FeedbackEvent.external_id, App.name, FeedbackEvent.received_at,
                Alert.slack_channel_id, Alert.slack_ts)
         .join(App, App.id == FeedbackEvent.app_id)
-        .outerjoin(Triage, Triage.event_id == FeedbackEvent.id)
         .outerjoin(Alert, Alert.event_id == FeedbackEvent.id)
-        .where(FeedbackEvent.rating == "down")
-        .where((Triage.status.is_(None)) | (Triage.status == NEW))
+        .where(FeedbackEvent.rating == Rating.DOWN, ~triaged())
         .order_by(FeedbackEvent.received_at, FeedbackEvent.id)
         .limit(limit)
     )  # fmt: skip
     return [UntriagedDownvote(*row) for row in rows]
 
 
-def downvote_counts(session: Session, *, since: datetime) -> tuple[int, int]:
+def backlog_counts(session: Session, *, since: datetime) -> tuple[int, int]:
     """Downvotes received since `since`, and how many downvotes in all await triage."""
-    today = session.scalar(
-        select(func.count())
-        .select_from(FeedbackEvent)
-        .where(FeedbackEvent.rating == "down", FeedbackEvent.received_at >= since)
+    is_down = FeedbackEvent.rating == Rating.DOWN
+    received = session.scalar(
+        select(func.count()).where(is_down, FeedbackEvent.received_at >= since)
     )
-    untriaged = session.scalar(
-        select(func.count())
-        .select_from(FeedbackEvent)
-        .outerjoin(Triage, Triage.event_id == FeedbackEvent.id)
-        .where(FeedbackEvent.rating == "down")
-        .where((Triage.status.is_(None)) | (Triage.status == NEW))
-    )
-    return today or 0, untriaged or 0
+    waiting = session.scalar(select(func.count()).where(is_down, ~triaged()))
+    return received or 0, waiting or 0

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -20,17 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.service import build_service
 from bot.settings import Settings
-from storage.apps import IssuedCredentials, create_app
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Base
-from tests.polling import wait_until
-from tests.signing import utc_now
+from tests.support.databases import DATABASES, PG_URL, RegisteredApp, register_app
+from tests.support.server import LiveServer
 
-PG_ADMIN_URL = os.environ.get(
-    "DOWNVOTE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-BACKENDS = [b.strip() for b in os.environ.get("DOWNVOTE_TEST_BACKENDS", "sqlite").split(",")]
+PG_ADMIN_URL = PG_URL
+BACKENDS = DATABASES
 
 
 @pytest.fixture(scope="session")
@@ -95,22 +88,6 @@ def settings(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     return Settings(database_url=database_url)
 
 
-@dataclass
-class RegisteredApp:
-    name: str
-    secret: str
-    api_key: str
-    app_id: int
-
-
-def register_app(
-    sessions: sessionmaker[Session], name: str = "support-bot", channel: str | None = None
-) -> RegisteredApp:
-    with sessions.begin() as session:
-        issued: IssuedCredentials = create_app(session, name, channel=channel, now=utc_now())
-        return RegisteredApp(name, issued.webhook_secret, issued.api_key, issued.app.id)
-
-
 @pytest.fixture
 def registered_app(sessions: sessionmaker[Session]) -> RegisteredApp:
     return register_app(sessions)
@@ -125,32 +102,6 @@ def service(settings: Settings) -> FastAPI:
 def client(service: FastAPI) -> Iterator[TestClient]:
     with TestClient(service) as test_client:
         yield test_client
-
-
-class LiveServer:
-    """The real app under uvicorn on an ephemeral loopback port, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        wait_until(lambda: self.server.started or not self.thread.is_alive(), "uvicorn to start")
-        if not self.server.started:
-            raise RuntimeError("uvicorn did not start")
-        return self
-
-    @property
-    def url(self) -> str:
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=20)
 
 
 @pytest.fixture

@@ -13,35 +13,32 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.actions import ActionId, BlockId, parse_block_id
-from bot.blocks import (
-    BLOCKS_TEXT_BUDGET,
-    CONTROLS_RESERVE,
-    AlertContent,
-    AlertMessage,
-    TriageView,
-    alert_message,
-    blocks_text_size,
-    chat_message_text,
-    chat_role_label,
-    message_as_text,
-    slack_len,
-    triage_blocks,
-)
+from bot.alerts.controls import triage_blocks
+from bot.alerts.message import CONTROLS_RESERVE, AlertMessage, alert_message
+from bot.alerts.preview import message_as_text
+from bot.alerts.redaction import Redactor
+from bot.alerts.splitting import chat_message_text, chat_role_label
 from bot.config import DEFAULT_CATEGORIES
-from bot.mrkdwn import ZWSP, restore_fences, unescape
-from bot.redact import Redactor
+from bot.slack.ids import ActionId, BlockId, parse_block_id
+from bot.slack.limits import BLOCKS_TEXT_BUDGET, blocks_text_size, slack_len
+from bot.slack.mrkdwn import ZWSP, unescape
+from storage.events import EventView
+from storage.states import TriageStatus
+from storage.triage import TriageSnapshot
+from tests.support.mrkdwn import restore_fences
 
 HOSTILE = "<!channel> <@U123> <https://evil|click> &amp; <!here|here> <#C1> ```"
 ASSIGNEE, ACTOR = "U012AB3CD", "W0123ABC"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
-def content(**changes: Any) -> AlertContent:
-    base = AlertContent(
-        event_id=42,
+def content(**changes: Any) -> EventView:
+    base = EventView(
+        id=42,
+        app_id=1,
+        received_at=NOW,
         external_id="fb_01H",
-        app_name="shop",
+        app="shop",
         feature="summarize",
         model="gpt-x-2026-01",
         latency_ms=840.0,
@@ -57,10 +54,10 @@ def content(**changes: Any) -> AlertContent:
     return replace(base, **changes)
 
 
-def build(alert: AlertContent, triage: TriageView | None = None, **kwargs: Any) -> AlertMessage:
+def build(alert: EventView, triage: TriageSnapshot | None = None, **kwargs: Any) -> AlertMessage:
     return alert_message(
         alert,
-        triage=triage or TriageView(),
+        triage=triage or TriageSnapshot(),
         categories=kwargs.pop("categories", DEFAULT_CATEGORIES),
         redactor=kwargs.pop("redactor", Redactor()),
     )
@@ -266,10 +263,12 @@ chat_message = st.fixed_dictionaries(
 chat_prompt = st.lists(chat_message, max_size=6)
 optional_text = st.none() | big_text
 alerts = st.builds(
-    AlertContent,
-    event_id=st.integers(1, 2**53),
+    EventView,
+    id=st.integers(1, 2**53),
+    app_id=st.just(1),
+    received_at=st.just(NOW),
     external_id=st.text(max_size=300),
-    app_name=st.text(max_size=300),
+    app=st.text(max_size=300),
     feature=st.none() | st.text(max_size=300),
     model=st.none() | st.text(max_size=300),
     latency_ms=st.none() | st.floats(allow_nan=False, allow_infinity=False, min_value=0),
@@ -283,11 +282,11 @@ alerts = st.builds(
     correction=optional_text,
 )
 triages = st.builds(
-    TriageView,
+    TriageSnapshot,
     categories=st.lists(st.sampled_from([*DEFAULT_CATEGORIES, "<!channel> & co"]), max_size=4).map(
         tuple
     ),
-    status=st.sampled_from(["new", "acknowledged", "resolved", "not_a_model_issue"]),
+    status=st.sampled_from(TriageStatus),
     assignee=st.none() | st.just(ASSIGNEE),
     last_actor=st.none() | st.just(ACTOR),
     last_action_at=st.none() | st.just(NOW),
@@ -302,7 +301,7 @@ triages = st.builds(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(alert=alerts, triage=triages, redact=st.booleans())
 def test_any_alert_fits_slack_and_keeps_every_character(
-    alert: AlertContent, triage: TriageView, redact: bool
+    alert: EventView, triage: TriageSnapshot, redact: bool
 ) -> None:
     redactor = Redactor(enabled=redact)
     msg = build(alert, triage, redactor=redactor)
@@ -332,7 +331,7 @@ any_categories = st.lists(
 )
 any_user = st.none() | st.just(ASSIGNEE) | st.text(max_size=500)
 wild_triages = st.builds(
-    TriageView,
+    TriageSnapshot,
     categories=st.lists(st.text(max_size=160), max_size=50).map(tuple),
     status=st.text(max_size=300),
     assignee=any_user,
@@ -349,7 +348,7 @@ LONG_BASELINE = build(LONG_ALERT)
 @settings(max_examples=40, deadline=None)
 @given(triage=wild_triages | triages, categories=any_categories)
 def test_triage_state_never_moves_the_split_and_stays_within_its_reserve(
-    triage: TriageView, categories: list[str]
+    triage: TriageSnapshot, categories: list[str]
 ) -> None:
     """Replies are resumed by number after a restart, so they must not depend on triage."""
     controls = triage_blocks(42, triage, categories)
@@ -365,7 +364,7 @@ def test_triage_state_never_moves_the_split_and_stays_within_its_reserve(
 def test_hostile_60kb_prompt_is_inert_and_complete() -> None:
     line = "def f(x):  # 🎉👨‍👩‍👧 <!channel> <@U123> <https://evil|click> a && b ``` \n"
     prompt = (line * 1000)[:60_000]
-    alert = content(prompt=prompt, response=HOSTILE * 50, comment=HOSTILE, app_name=HOSTILE)
+    alert = content(prompt=prompt, response=HOSTILE * 50, comment=HOSTILE, app=HOSTILE)
     msg = build(alert)
     assert_within_limits(msg)
     assert_inert(msg)
@@ -442,7 +441,7 @@ def test_text_is_redacted_before_it_is_shown() -> None:
 
 
 def test_header_is_truncated_with_an_ellipsis_without_cutting_an_entity() -> None:
-    msg = build(content(app_name="&" * 200, feature=None))
+    msg = build(content(app="&" * 200, feature=None))
     header = msg.blocks[0]["text"]["text"]
     assert header.endswith("&amp;…") and slack_len(header) <= 150
 
@@ -458,9 +457,9 @@ def test_context_shows_metadata_and_a_localised_time() -> None:
 
 
 def test_triage_controls_reflect_state() -> None:
-    triage = TriageView(
+    triage = TriageSnapshot(
         categories=("refusal", "custom one"),
-        status="resolved",
+        status=TriageStatus.RESOLVED,
         assignee=ASSIGNEE,
         last_actor=ACTOR,
         last_action_at=NOW,
@@ -495,7 +494,7 @@ def test_open_state_offers_resolve_and_not_a_model_issue() -> None:
     assert labels[ActionId.NEW_CATEGORY] == "New category…"
     resolve = next(e for e in buttons if e["action_id"] == ActionId.RESOLVE)
     assert resolve["style"] == "primary"
-    flipped = build(content(), TriageView(status="not_a_model_issue"))
+    flipped = build(content(), TriageSnapshot(status=TriageStatus.NOT_A_MODEL_ISSUE))
     flipped_labels = [
         e["text"]["text"]
         for b in flipped.blocks
@@ -511,7 +510,7 @@ def test_control_block_ids_carry_event_id_and_change_with_state() -> None:
         return [b["block_id"] for b in msg.blocks if b["type"] == "actions"][1:]
 
     before = control_ids(build(content()))
-    after = control_ids(build(content(), TriageView(categories=("refusal",))))
+    after = control_ids(build(content(), TriageSnapshot(categories=("refusal",))))
     assert [parse_block_id(block_id) for block_id in before] == [
         (BlockId.CATEGORIES, 42),
         (BlockId.CONTROLS, 42),
@@ -522,7 +521,7 @@ def test_control_block_ids_carry_event_id_and_change_with_state() -> None:
 
 def test_picker_caps_options_and_keeps_selected_ones() -> None:
     many = [f"category {number:03d}" for number in range(300)]
-    msg = build(content(), TriageView(categories=("category 299",)), categories=many)
+    msg = build(content(), TriageSnapshot(categories=("category 299",)), categories=many)
     assert_within_limits(msg)
     [select] = [
         e
@@ -537,7 +536,7 @@ def test_picker_caps_options_and_keeps_selected_ones() -> None:
 
 def test_hostile_category_names_are_escaped_in_text() -> None:
     name = "<!channel> & co"
-    msg = build(content(), TriageView(categories=(name,)), categories=[name])
+    msg = build(content(), TriageSnapshot(categories=(name,)), categories=[name])
     assert_inert(msg)
     [select] = [
         e
@@ -585,7 +584,7 @@ def test_metadata_and_fallback_text() -> None:
 
 
 def test_message_as_text_is_readable() -> None:
-    triage = TriageView(categories=("refusal",), assignee=ASSIGNEE)
+    triage = TriageSnapshot(categories=("refusal",), assignee=ASSIGNEE)
     text = message_as_text(build(content(comment="a < b & c", prompt="p" * 9000), triage))
     assert text.startswith("👎 shop · summarize\n")
     assert ">a < b & c" in text

@@ -12,9 +12,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Alert
-from tests.alerting import store_downvotes
-from tests.conftest import RegisteredApp
-from tests.processes import downvote_env, run_cli
+from tests.support.alerting import store_downvotes
+from tests.support.databases import RegisteredApp
+from tests.support.processes import downvote_env, run_cli
 
 EVENTS = [
     {"prompt": [{"role": "user", "content": "Hi 👋, mail me at a@b.co"}], "response": "Hello",

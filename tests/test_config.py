@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from bot.config import (
     Target,
     load_config,
 )
+from bot.service import summary_timezone
+from bot.settings import Settings
 from storage.criteria import (
     CriterionFilter,
     MetricIs,
@@ -94,7 +97,7 @@ def test_example_file_loads_and_starts_with_the_defaults() -> None:
     assert functions.min_sample == 50
     assert config.categories == list(DEFAULT_CATEGORIES)
     assert [p.name for p in config.redaction.patterns] == ["email", "card number"]
-    assert config.redaction.patterns[0].compiled().search("write to ada@example.com")
+    assert re.search(config.redaction.patterns[0].regex, "write to ada@example.com")
 
 
 def test_sections_left_out_keep_their_defaults(tmp_path: Path) -> None:
@@ -158,8 +161,9 @@ rated_only = true
 
 def test_timezone_override(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[schedule]\ntimezone = "Europe/Paris"\n'))
-    assert config.timezone("UTC").key == "Europe/Paris"
-    assert load_config(None).timezone("America/New_York").key == "America/New_York"
+    assert summary_timezone(Settings(downvote_timezone="UTC"), config).key == "Europe/Paris"
+    new_york = Settings(downvote_timezone="America/New_York")
+    assert summary_timezone(new_york, load_config(None)).key == "America/New_York"
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from storage.criteria import (
-    CategoryChange,
+    CategoryWeekOverWeek,
     CriterionFilter,
     CriterionResult,
     MetricIs,
@@ -39,7 +39,7 @@ from storage.criteria import (
     untriaged_count,
 )
 from storage.models import Alert, App, EventCategory, FeedbackEvent, Triage
-from tests.testdb import DATABASES, fresh_session
+from tests.support.databases import DATABASES, fresh_session
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -340,9 +340,9 @@ def test_top_categories_and_week_over_week(db: Session, events: Events) -> None:
         NameCount("refusal", 1),
     ]
     assert categories_compared(db, T0 - DAY, T0, T0 + DAY) == [
-        CategoryChange("hallucination", 4, 0),
-        CategoryChange("refusal", 1, 1),
-        CategoryChange("too slow", 0, 1),
+        CategoryWeekOverWeek("hallucination", 4, 0),
+        CategoryWeekOverWeek("refusal", 1, 1),
+        CategoryWeekOverWeek("too slow", 0, 1),
     ]
 
 

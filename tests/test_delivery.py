@@ -11,16 +11,16 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.blocks import EVENT_TYPE
-from bot.delivery import DeliveryPolicy
-from bot.redact import Redactor
-from bot.rendering import render_alert
-from storage.events import EventFilter, event_record_dict, iter_events
+from bot.alerts.delivery import DeliveryPolicy
+from bot.alerts.message import EVENT_TYPE, alert_message
+from bot.alerts.redaction import Redactor
+from storage.alerts import claim_due_alerts
 from storage.models import Alert
-from tests.alerting import alert_statuses, make_worker, store_downvotes
-from tests.conftest import RegisteredApp
-from tests.fake_slack import FakeSlack, ManualClock
-from tests.signing import utc_now
+from storage.records import EventFilter, event_record_dict, iter_events
+from tests.support.alerting import alert_statuses, make_worker, store_downvotes
+from tests.support.databases import RegisteredApp
+from tests.support.fake_slack import FakeSlack, ManualClock
+from tests.support.signing import utc_now
 
 CODE = "def f(x):\n    return x < 3 && y > 2  # <!channel> <@U123> <https://evil|click> 🎉\n"
 
@@ -162,13 +162,11 @@ async def test_reconciles_a_post_made_before_a_crash(
     with FakeSlack() as slack:
         first = make_worker(sessions, slack, name="crashed")
         [claimed] = await first._db(  # the crashed worker had claimed it...
-            lambda s: __import__("storage.alerts", fromlist=["x"]).claim_due_alerts(
+            lambda s: claim_due_alerts(
                 s, worker="crashed", now=utc_now(), lease=timedelta(seconds=30), limit=1
             )
         )
-        message = render_alert(
-            claimed.event, claimed.app_name, snapshot=None, categories=[], redactor=Redactor()
-        )
+        message = alert_message(claimed.event, categories=[], redactor=Redactor())
         slack.add_message(
             "#alerts",
             message.text,

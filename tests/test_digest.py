@@ -14,25 +14,20 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from bot.charts import trend_figure
 from bot.config import DownvoteConfig
-from bot.digest import (
-    EN_DASH,
-    MAX_BLOCKS,
-    MAX_HEADER_CHARS,
-    MAX_SECTION_CHARS,
-    Verdict,
-    daily_summary,
+from bot.summaries.chart import trend_figure
+from bot.summaries.formatting import EN_DASH
+from bot.summaries.queries import Verdict, daily_summary, weekly_digest
+from bot.summaries.render import (
     daily_summary_blocks,
     daily_summary_text,
-    weekly_digest,
     weekly_digest_blocks,
     weekly_digest_chart,
     weekly_digest_text,
 )
 from storage.criteria import CriterionResult
 from storage.models import Alert, EventCategory, FeedbackEvent, Triage
-from tests.testdb import DATABASES, fresh_session
+from tests.support.databases import DATABASES, fresh_session
 
 NEW_YORK = ZoneInfo("America/New_York")
 # The acceptance day is the 23-hour day of the spring clock change: its bounds must be right.
@@ -290,13 +285,18 @@ def test_many_criteria_stay_within_slack_limits(db: Session) -> None:
     assert shown == 120  # packed into a few sections, none lost
 
 
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
 def assert_within_slack_limits(blocks: list[dict[str, Any]]) -> None:
-    assert len(blocks) <= MAX_BLOCKS
+    """Slack's own numbers: 50 blocks a message, 150 for a header, 3,000 for a section."""
+    assert len(blocks) <= 50
     for block in blocks:
         if block["type"] == "header":
-            assert len(block["text"]["text"]) <= MAX_HEADER_CHARS
+            assert utf16_len(block["text"]["text"]) <= 150
         if block["type"] == "section":
-            assert len(block["text"]["text"]) <= MAX_SECTION_CHARS
+            assert utf16_len(block["text"]["text"]) <= 3000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,25 +380,16 @@ def test_weekly_chart_has_seven_points_per_criterion(db: Session) -> None:
         assert numpy.size(panel.get_lines()[0].get_xdata()) == 7
 
 
-def test_weekly_blocks_show_the_uploaded_chart_and_stay_within_limits(db: Session) -> None:
+def test_weekly_blocks_stay_within_limits_and_leave_the_chart_to_the_thread(db: Session) -> None:
     build_week(db)
     digest = weekly_digest(db, config_with(SATISFACTION), WEEK_DAY, NEW_YORK, NOW)
-    fallback, blocks = weekly_digest_blocks(digest, chart_file_id="F0123")
+    fallback, blocks = weekly_digest_blocks(digest)
     assert (
         fallback
         == f"Weekly digest · Mon 2 Mar {EN_DASH} Sun 8 Mar 2026: 0 of 1 criteria met, 21 downvotes"
     )
-    images = [b for b in blocks if b["type"] == "image"]
-    assert images == [
-        {
-            "type": "image",
-            "slack_file": {"id": "F0123"},
-            "alt_text": "Each criterion, day by day, against its target",
-        }
-    ]
     assert_within_slack_limits(blocks)
-    _, without = weekly_digest_blocks(digest)
-    assert not [b for b in without if b["type"] == "image"]
+    assert not [b for b in blocks if b["type"] == "image"]  # uploaded into the thread instead
 
 
 def test_empty_week_renders(db: Session) -> None:

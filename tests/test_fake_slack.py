@@ -25,7 +25,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fake_slack import FakeSlack, ManualClock
+from tests.support.fake_slack import FakeSlack, ManualClock
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 MRKDWN = {"type": "mrkdwn", "text": "x"}
@@ -453,7 +453,7 @@ def test_wait_for_times_out_with_a_useful_message(slack: FakeSlack, sync_client:
 
 def test_standalone_process_serves_until_stdin_closes() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_slack", "--port", "0", "--latency-ms", "1"],
+        [sys.executable, "-m", "tests.support.fake_slack", "--port", "0", "--latency-ms", "1"],
         cwd=Path(__file__).resolve().parents[1],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Alert, FeedbackEvent
-from tests.conftest import LiveServer, RegisteredApp, register_app
-from tests.processes import downvote_env, run_cli
-from tests.signing import signed, utc_now
+from tests.support.databases import RegisteredApp, register_app
+from tests.support.processes import downvote_env, run_cli
+from tests.support.server import LiveServer
+from tests.support.signing import signed, utc_now
 
 EMOJI_PROMPT = ("Résumé ✅ 👩🏽‍💻 <!channel> & <@U1> \n" * 3000)[:100_000]
 FULL_EVENT: dict[str, Any] = {

@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.mrkdwn import (
+from bot.slack.mrkdwn import (
     ZWSP,
     code_block,
     defuse_fences,
     escape,
     mention,
-    restore_fences,
     slack_date,
     unescape,
 )
+from tests.support.mrkdwn import restore_fences
 
 # Text that stresses the escaping and the fence: entities, backticks, our own ZWSP, emoji.
 tricky_text = st.lists(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.pacing import ChannelPacer
-from tests.alerting import alert_statuses, make_worker, store_downvotes
-from tests.conftest import RegisteredApp
-from tests.fake_slack import FakeSlack, ManualClock
+from bot.slack.pacing import ChannelPacer
+from tests.support.alerting import alert_statuses, make_worker, store_downvotes
+from tests.support.databases import RegisteredApp
+from tests.support.fake_slack import FakeSlack, ManualClock
 from tests.test_delivery import deliver_all
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.redact import CARD, EMAIL, PHONE, SECRET, Redactor, luhn_valid
+from bot.alerts.redaction import CARD, EMAIL, PHONE, SECRET, Redactor, luhn_valid
 
 redactor = Redactor()
 

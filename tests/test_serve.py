@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.alerting import alert_statuses
-from tests.conftest import RegisteredApp
-from tests.fake_slack import FakeSlack
-from tests.polling import wait_until
-from tests.processes import downvote_env, run_cli, serving
-from tests.signing import signed
+from tests.support.alerting import alert_statuses
+from tests.support.databases import RegisteredApp
+from tests.support.fake_slack import FakeSlack
+from tests.support.polling import wait_until
+from tests.support.processes import downvote_env, run_cli, serving
+from tests.support.signing import signed
 
 
 def slack_env(database_url: str, slack: FakeSlack, **extra: str) -> dict[str, str]:

@@ -15,16 +15,17 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import DownvoteConfig
-from bot.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
 from bot.service import build_service
 from bot.settings import Settings
-from bot.slack_client import make_slack_client
-from bot.summaries import Outcome, SummaryPoster, due_period, period_of
+from bot.slack.client import make_slack_client
+from bot.summaries.poster import Outcome, SummaryPoster, due_period
+from bot.summaries.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
 from storage.models import FeedbackEvent
-from storage.summaries import postings
-from tests.conftest import RegisteredApp
-from tests.fake_slack import FakeSlack
-from tests.processes import downvote_env, run_cli
+from storage.periods import period_of
+from storage.states import PeriodKind
+from tests.support.databases import RegisteredApp, summary_postings
+from tests.support.fake_slack import FakeSlack
+from tests.support.processes import downvote_env, run_cli
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CONFIG = DownvoteConfig.model_validate(
@@ -68,7 +69,7 @@ def poster(
         config=CONFIG,
         tz=BERLIN,
         clock=lambda: now,
-        **kw,
+        **{"name": "test-poster", **kw},
     )
 
 
@@ -80,14 +81,14 @@ def summary_messages(slack: FakeSlack) -> list[dict[str, Any]]:
 
 
 def test_due_period_follows_the_schedule_in_local_time() -> None:
-    assert due_period("daily", TUESDAY_11, CONFIG, BERLIN).first_day == MONDAY
+    assert due_period(PeriodKind.DAILY, TUESDAY_11, CONFIG, BERLIN).first_day == MONDAY
     before_nine = TUESDAY_11.replace(hour=8, minute=59)
-    assert due_period("daily", before_nine, CONFIG, BERLIN).first_day == date(2026, 11, 22)
+    assert due_period(PeriodKind.DAILY, before_nine, CONFIG, BERLIN).first_day == date(2026, 11, 22)
     monday_9 = datetime(2026, 11, 30, 9, 0, tzinfo=BERLIN)
-    assert due_period("weekly", monday_9, CONFIG, BERLIN).first_day == MONDAY
-    assert due_period("weekly", monday_9 - timedelta(minutes=1), CONFIG, BERLIN).first_day == date(
-        2026, 11, 16
-    )
+    assert due_period(PeriodKind.WEEKLY, monday_9, CONFIG, BERLIN).first_day == MONDAY
+    assert due_period(
+        PeriodKind.WEEKLY, monday_9 - timedelta(minutes=1), CONFIG, BERLIN
+    ).first_day == date(2026, 11, 16)
 
 
 def test_cron_triggers_fire_at_local_nine_across_the_clock_change() -> None:
@@ -108,8 +109,8 @@ async def test_daily_summary_posts_known_values_once(
     add_day_of_events(sessions, registered_app, MONDAY)
     with FakeSlack() as slack:
         replicas = [poster(sessions, slack, TUESDAY_11, name=f"replica-{n}") for n in range(3)]
-        outcomes = await asyncio.gather(*(p.post_kind("daily") for p in replicas))
-        again = await replicas[0].post_kind("daily")
+        outcomes = await asyncio.gather(*(p.post_kind(PeriodKind.DAILY) for p in replicas))
+        again = await replicas[0].post_kind(PeriodKind.DAILY)
         [message] = summary_messages(slack)
     assert sorted(o.outcome for o in outcomes).count(Outcome.POSTED) == 1
     assert again.outcome is Outcome.ALREADY_POSTED
@@ -117,7 +118,7 @@ async def test_daily_summary_posts_known_values_once(
     assert "90.0%" in shown and "❌" in shown  # 0.9000 against >= 0.92
     assert "1,900 ms" in shown or "1900 ms" in shown
     with sessions() as session:
-        [row] = postings(session, "daily")
+        [row] = summary_postings(session, "daily")
     assert (row.status, row.slack_ts, row.period_start) == ("posted", message["ts"], MONDAY)
 
 
@@ -127,12 +128,12 @@ async def test_force_posts_again_and_keeps_history(
     add_day_of_events(sessions, registered_app, MONDAY)
     with FakeSlack() as slack:
         daily = poster(sessions, slack, TUESDAY_11)
-        period = period_of("daily", MONDAY, BERLIN)
-        assert (await daily.post("daily", period)).outcome is Outcome.POSTED
-        assert (await daily.post("daily", period, force=True)).outcome is Outcome.POSTED
+        period = period_of(PeriodKind.DAILY, MONDAY, BERLIN)
+        assert (await daily.post(PeriodKind.DAILY, period)).outcome is Outcome.POSTED
+        assert (await daily.post(PeriodKind.DAILY, period, force=True)).outcome is Outcome.POSTED
         assert len(summary_messages(slack)) == 2
     with sessions() as session:
-        assert [(p.generation, p.forced) for p in postings(session, "daily")] == [
+        assert [(p.generation, p.forced) for p in summary_postings(session, "daily")] == [
             (0, False),
             (1, True),
         ]
@@ -147,8 +148,8 @@ async def test_a_period_missed_while_down_is_posted_on_start(
         results = await poster(sessions, slack, TUESDAY_11).post_due()
         [message] = summary_messages(slack)
     by_kind = {r.period.kind: r.outcome for r in results}
-    assert by_kind["day"] is Outcome.POSTED
-    assert by_kind["week"] is Outcome.NO_DATA  # Downvote had no events by the end of last week
+    assert by_kind[PeriodKind.DAILY] is Outcome.POSTED
+    assert by_kind[PeriodKind.WEEKLY] is Outcome.NO_DATA  # no events by then
     assert message["metadata"]["event_payload"]["period_start"] == MONDAY.isoformat()
 
 
@@ -159,7 +160,7 @@ async def test_weekly_digest_uploads_its_chart_as_png(
         add_day_of_events(sessions, registered_app, MONDAY + timedelta(days=offset))
     monday_after = datetime(2026, 11, 30, 9, 5, tzinfo=BERLIN)
     with FakeSlack() as slack:
-        result = await poster(sessions, slack, monday_after).post_kind("weekly")
+        result = await poster(sessions, slack, monday_after).post_kind(PeriodKind.WEEKLY)
         [digest] = summary_messages(slack)
         [chart] = slack.files
     assert result.outcome is Outcome.POSTED
@@ -174,10 +175,10 @@ async def test_slack_failure_releases_the_period_for_the_next_try(
     add_day_of_events(sessions, registered_app, MONDAY)
     with FakeSlack(missing_channels=["#quality"]) as slack:
         daily = poster(sessions, slack, TUESDAY_11)
-        failed = await daily.post_kind("daily")
+        failed = await daily.post_kind(PeriodKind.DAILY)
         assert (failed.outcome, failed.detail) == (Outcome.FAILED, "channel_not_found")
         slack.add_channel("#quality")
-        assert (await daily.post_kind("daily")).outcome is Outcome.POSTED
+        assert (await daily.post_kind(PeriodKind.DAILY)).outcome is Outcome.POSTED
 
 
 async def test_preview_mode_prints_the_summary(
@@ -185,7 +186,9 @@ async def test_preview_mode_prints_the_summary(
 ) -> None:
     add_day_of_events(sessions, registered_app, MONDAY)
     printed: list[str] = []
-    result = await poster(sessions, None, TUESDAY_11, console=printed.append).post_kind("daily")
+    result = await poster(sessions, None, TUESDAY_11, console=printed.append).post_kind(
+        PeriodKind.DAILY
+    )
     assert result.outcome is Outcome.PRINTED
     assert "Satisfaction" in printed[0] and "90.0%" in printed[0]
 
@@ -200,7 +203,7 @@ def test_digest_cli_dry_run_prints_without_slack(
     assert result.returncode == 0, result.stderr
     assert "Satisfaction" in result.stdout
     with sessions() as session:
-        assert postings(session) == []  # a dry run claims nothing
+        assert summary_postings(session) == []  # a dry run claims nothing
 
 
 def test_service_start_posts_the_summary_missed_while_it_was_down(
@@ -209,7 +212,9 @@ def test_service_start_posts_the_summary_missed_while_it_was_down(
     """Events from two days ago, no summary posted: starting the service posts the due one."""
     two_days_ago = datetime.now(UTC) - timedelta(days=2)
     add_day_of_events(sessions, registered_app, two_days_ago.astimezone(BERLIN).date())
-    due = due_period("daily", datetime.now(UTC), CONFIG, BERLIN).first_day  # yesterday after 09:00
+    due = due_period(
+        PeriodKind.DAILY, datetime.now(UTC), CONFIG, BERLIN
+    ).first_day  # yesterday after 09:00
     with FakeSlack() as slack:
         connected = settings.model_copy(
             update={

@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.service import build_service
 from bot.settings import Settings
 from storage import triage
-from storage.events import EventFilter, event_record_dict, iter_events
-from tests.conftest import LiveServer, RegisteredApp
-from tests.fake_slack import FakeSlack
-from tests.signing import signed
-from tests.slack_payloads import (
+from storage.records import EventFilter, event_record_dict, iter_events
+from tests.support.databases import RegisteredApp, audit_trail
+from tests.support.fake_slack import FakeSlack
+from tests.support.server import LiveServer
+from tests.support.signing import signed
+from tests.support.slack_payloads import (
     SIGNING_SECRET,
     block_action,
     button_click,
@@ -120,7 +121,7 @@ def test_choosing_a_category_is_stored_shown_and_exported(triaging: Triaging) ->
     with triaging.sessions() as session:
         [record] = [event_record_dict(r) for r in iter_events(session, EventFilter())]
         event_id = message["metadata"]["event_payload"]["event_id"]
-        [audit] = triage.audit_trail(session, event_id)
+        [audit] = audit_trail(session, event_id)
     assert record["categories"] == ["hallucination"]
     assert record["status"] == "acknowledged" and record["triaged_by"] == "U0ALICE"
     assert (audit.slack_user, audit.action, audit.new_value) == (
@@ -241,7 +242,7 @@ def test_concurrent_picks_by_two_people_both_survive(
                 "refusal",
                 "off-topic",
             }
-            assert {a.slack_user for a in triage.audit_trail(session, event_id)} == {
+            assert {a.slack_user for a in audit_trail(session, event_id)} == {
                 "U0ALICE",
                 "U0BOB",
                 "U0CAROL",

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from storage.db import read
-from storage.events import EventFilter, event_record_dict, list_events
+from storage.records import EventFilter, event_record_dict, list_events
+from storage.states import Rating, TriageStatus
 from webhooks.auth import authenticate_api_key
 from webhooks.errors import BadRequest
 from webhooks.ingest import Ingestor, parse_body
@@ -120,9 +121,9 @@ def _encode_cursor(last_id: int | None) -> str | None:
 @router.get("/v1/feedback", response_model=EventPage)
 def get_feedback(
     request: Request,
-    rating: Literal["down", "up", "none"] | None = None,
+    rating: Rating | Literal["none"] | None = None,
     category: str | None = None,
-    status: Literal["new", "acknowledged", "resolved", "not_a_model_issue"] | None = None,
+    status: TriageStatus | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

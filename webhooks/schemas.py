@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
-from storage.events import NewEvent, new_external_id
+from storage.events import NEW_EVENT_FIELDS, NewEvent, new_external_id
+from storage.states import Rating
 
 MAX_BATCH = 1000
 
@@ -51,7 +52,7 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: ShortText | None = Field(default=None, min_length=1)
-    rating: Literal["down", "up"] | None = None
+    rating: Rating | None = None
     comment: Text | None = None
     prompt: Prompt
     response: Text
@@ -74,25 +75,18 @@ class FeedbackIn(BaseModel):
         if occurred_at.tzinfo is None:
             occurred_at = occurred_at.replace(tzinfo=UTC)
         return NewEvent(
+            **{name: getattr(self, name) for name in _SAME_NAMED},
             external_id=self.id or webhook_id or new_external_id(),
-            prompt=self.prompt,
-            response=self.response,
             occurred_at=occurred_at,
-            rating=self.rating,
-            comment=self.comment,
-            model=self.model,
-            feature=self.feature,
-            latency_ms=self.latency_ms,
-            confidence=self.confidence,
-            user_id=self.user_id,
-            session_id=self.session_id,
-            trace_id=self.trace_id,
-            trace_url=self.trace_url,
-            correction=self.correction,
-            metrics=self.metrics,
-            metadata=self.metadata,
             webhook_id=webhook_id,
         )
+
+
+# The fields that pass to storage as they are (NewEvent names them the same).
+_SAME_NAMED = tuple(
+    name for name in NEW_EVENT_FIELDS if name not in ("external_id", "occurred_at", "webhook_id")
+)
+assert set(_SAME_NAMED) <= set(FeedbackIn.model_fields), "FeedbackIn and NewEvent disagree"
 
 
 class FeedbackBatchIn(BaseModel):

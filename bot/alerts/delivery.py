@@ -1,0 +1,336 @@
+"""The delivery worker: posts each downvote from the outbox to Slack, exactly once.
+
+Claims are made in the database, so any number of `downvote serve` processes can share one
+PostgreSQL. Each step that Slack confirms (the parent message, each thread reply) is recorded
+at once; an alert found mid-send after a crash is reconciled against the channel's history,
+through the message metadata, before anything is posted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.alerts.message import (
+    EVENT_TYPE,
+    REPLY_EVENT_TYPE,
+    AlertMessage,
+    alert_message,
+    reply_blocks,
+    reply_metadata,
+)
+from bot.alerts.metrics import (
+    ALERT_DELAY_SECONDS,
+    ALERTS_BY_STATUS,
+    ALERTS_FAILED,
+    ALERTS_POSTED,
+    ALERTS_RETRIED,
+)
+from bot.alerts.preview import block_kit_builder_url, message_as_text
+from bot.alerts.redaction import Redactor
+from bot.slack.errors import SLACK_CALL_ERRORS, failure_reason, is_permanent
+from bot.slack.history import find_posted, thread_metadata
+from bot.slack.pacing import CURRENT_CHANNEL, ChannelPacer
+from storage import alerts as outbox
+from storage import triage
+from storage.alerts import ClaimedAlert
+from storage.db import read_in_thread, transact_in_thread
+from storage.states import AlertStatus
+
+logger = logging.getLogger("downvote.delivery")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard to try: exponential backoff with full jitter, then give up."""
+
+    max_attempts: int = 12
+    base_delay: float = 2.0
+    max_delay: float = 900.0
+    lease: timedelta = timedelta(minutes=2)
+    batch_size: int = 20
+    idle_poll_seconds: float = 5.0
+    # Posts in flight at once to one channel while Slack keeps up (one at a time once it
+    # rate-limits the channel): a slow Web API then still keeps up with a busy app.
+    in_flight_per_channel: int = 4
+
+    def backoff(self, attempts: int, rng: Callable[[], float] = random.random) -> timedelta:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=rng() * ceiling)
+
+
+class DeliveryError(Exception):
+    """A failed delivery with the reason that decides retry or give up."""
+
+    def __init__(self, reason: str, *, permanent: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+@dataclass
+class DeliveryWorker:
+    sessions: sessionmaker[Session]
+    client: AsyncWebClient | None  # None: preview mode, print instead of post
+    default_channel: str | None
+    redactor: Redactor
+    default_categories: Sequence[str]
+    name: str
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    console: Callable[[str], None] = print
+    pacer: ChannelPacer = field(default_factory=ChannelPacer)
+    _wake: asyncio.Event | None = field(default=None, init=False)
+    _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
+
+    async def _db(self, work: Callable[[Session], Any]) -> Any:
+        return await transact_in_thread(self.sessions, work)
+
+    async def _read(self, work: Callable[[Session], Any]) -> Any:
+        return await read_in_thread(self.sessions, work)
+
+    def wake(self) -> None:
+        """Called (from any thread) when downvotes were stored, so they go out at once."""
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then finish the alerts in hand and hand back the rest."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        while not stop.is_set():
+            try:
+                handled = await self.deliver_due()
+            except Exception:  # a database hiccup must not kill the worker
+                logger.exception("delivery pass failed; retrying shortly")
+                handled = 0
+            if handled:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(
+                waiters, timeout=self.policy.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
+        released = await self._db(
+            lambda s: outbox.release_claims(s, worker=self.name, now=self.clock())
+        )
+        if released:
+            logger.info("handed back %d claimed alerts on shutdown", released)
+
+    async def deliver_due(self) -> int:
+        """Claim what is due and deliver it: channels in parallel, each channel in order."""
+        claimed: list[ClaimedAlert] = await self._db(
+            lambda s: outbox.claim_due_alerts(
+                s,
+                worker=self.name,
+                now=self.clock(),
+                lease=self.policy.lease,
+                limit=self.policy.batch_size,
+            )
+        )
+        if not claimed:
+            return 0
+        by_channel: dict[str | None, list[ClaimedAlert]] = defaultdict(list)
+        for alert in claimed:
+            by_channel[alert.channel or self.default_channel].append(alert)
+        await asyncio.gather(*(self._deliver_channel(c, a) for c, a in by_channel.items()))
+        await self._refresh_gauges()
+        return len(claimed)
+
+    async def _deliver_channel(self, channel: str | None, alerts: list[ClaimedAlert]) -> None:
+        """In claim order, a few at a time (one once Slack rate-limits the channel); stop at the
+        first transient failure, since the channel's other alerts would only fail too."""
+        index = 0
+        while index < len(alerts):
+            paced = channel is None or self.pacer.is_paced(channel)
+            width = 1 if paced else self.policy.in_flight_per_channel
+            chunk = alerts[index : index + width]
+            index += len(chunk)
+            retry_ats = [at for at in await asyncio.gather(*map(self.deliver, chunk)) if at]
+            if retry_ats:
+                for later in alerts[index:]:
+                    await self._db(
+                        partial(
+                            outbox.defer, alert_id=later.id, worker=self.name, at=max(retry_ats)
+                        )
+                    )
+                return
+
+    async def deliver(self, alert: ClaimedAlert) -> datetime | None:
+        """Post one alert, recording each step Slack confirms; if it failed, say when to retry."""
+        categories = await self._read(lambda s: triage.categories(s, self.default_categories))
+        message = alert_message(alert.event, categories=categories, redactor=self.redactor)
+        try:
+            if self.client is None:
+                self._preview(message)
+                where: tuple[str | None, str | None] = (None, None)
+            else:
+                where = await self._post(alert, message, self.client)
+        except DeliveryError as error:
+            return await self._record_failure(alert, error)
+        await self._db(
+            lambda s: outbox.mark_posted(
+                s, alert.id, worker=self.name, now=self.clock(), channel_id=where[0], ts=where[1]
+            )
+        )
+        ALERTS_POSTED.inc()
+        ALERT_DELAY_SECONDS.observe((self.clock() - alert.created_at).total_seconds())
+        return None
+
+    def _preview(self, message: AlertMessage) -> None:
+        self.console(f"\n── Downvote alert (preview mode) ──\n{message_as_text(message)}\n")
+        logger.info("see it as Slack would: %s", block_kit_builder_url(message))
+
+    async def _post(
+        self, alert: ClaimedAlert, message: AlertMessage, client: AsyncWebClient
+    ) -> tuple[str, str]:
+        """Post the parent (unless it is there already) and the replies still missing."""
+        channel = alert.channel or self.default_channel
+        if not channel:
+            raise DeliveryError("no_channel", permanent=True)
+        ts, channel_id, replies_done = alert.slack_ts, alert.slack_channel_id, alert.replies_posted
+        if alert.reconcile and ts is None:
+            found = await self._find_parent(alert, channel, client)
+            if found is not None:
+                channel_id, ts = found
+                logger.info("alert %d was posted before a restart; not posting again", alert.id)
+        if alert.reconcile and ts is not None and channel_id is not None:
+            replies_done = max(
+                replies_done, await self._count_replies(alert, channel_id, ts, client)
+            )
+        if ts is None or channel_id is None:
+            response = await self._post_message(
+                client,
+                channel,
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                metadata=message.metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            channel_id, ts = str(response["channel"]), str(response["ts"])
+        if replies_done < len(message.replies):  # remember the parent: replies resume after it
+            await self._db(
+                lambda s: outbox.record_parent_posted(
+                    s, alert.id, worker=self.name, channel_id=channel_id, ts=ts
+                )
+            )
+        for number in range(replies_done, len(message.replies)):
+            await self._post_message(
+                client,
+                channel,
+                channel=channel_id,
+                thread_ts=ts,
+                text=message.replies[number],
+                blocks=reply_blocks(message.replies[number]),
+                metadata=reply_metadata(alert.event.id, number + 1),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            await self._db(
+                partial(
+                    outbox.record_replies_posted,
+                    alert_id=alert.id,
+                    worker=self.name,
+                    count=number + 1,
+                    lease_until=self.clock() + self.policy.lease,
+                )
+            )
+        return channel_id, ts
+
+    async def _post_message(self, client: AsyncWebClient, pace_key: str, **kwargs: Any) -> Any:
+        """chat.postMessage, paced per channel once Slack has rate-limited it."""
+        await self.pacer.wait_turn(pace_key)
+        CURRENT_CHANNEL.set(pace_key)
+        try:
+            return await self._call(client.chat_postMessage, **kwargs)
+        finally:
+            CURRENT_CHANNEL.set(None)
+            self.pacer.posted(pace_key)
+
+    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One Web API call; slack_sdk's handlers have already retried what they could."""
+        try:
+            return await method(*args, **kwargs)
+        except SLACK_CALL_ERRORS as exc:
+            reason = failure_reason(exc)
+            raise DeliveryError(reason, permanent=is_permanent(reason)) from None
+
+    async def _find_parent(
+        self, alert: ClaimedAlert, channel: str, client: AsyncWebClient
+    ) -> tuple[str, str] | None:
+        """Look for this alert's message in the channel (by metadata) before posting again."""
+        known = alert.slack_channel_id or await self._read(
+            lambda s: outbox.known_channel_id(s, alert.channel)
+        )
+        found: tuple[str, str] | None = await self._call(
+            find_posted,
+            client,
+            known or channel,
+            since=alert.created_at,
+            matches=lambda kind, payload: (
+                kind == EVENT_TYPE and payload.get("event_id") == alert.event.id
+            ),
+        )
+        return found
+
+    async def _count_replies(
+        self, alert: ClaimedAlert, channel_id: str, ts: str, client: AsyncWebClient
+    ) -> int:
+        """How many parts of the thread made it before the crash."""
+        thread = await self._call(thread_metadata, client, channel_id, ts)
+        parts = [
+            int(payload.get("part", 0)) for kind, payload in thread if kind == REPLY_EVENT_TYPE
+        ]
+        return max(parts, default=0)
+
+    async def _record_failure(self, alert: ClaimedAlert, error: DeliveryError) -> datetime | None:
+        """Give up (permanent error, or out of attempts) or schedule the next attempt."""
+        if error.permanent or alert.attempts >= self.policy.max_attempts:
+            reason = (
+                error.reason
+                if error.permanent
+                else f"gave up after {alert.attempts} attempts: {error.reason}"
+            )
+            await self._db(
+                lambda s: outbox.mark_failed(s, alert.id, worker=self.name, error=reason)
+            )
+            ALERTS_FAILED.labels(reason=error.reason).inc()
+            logger.error(
+                "alert %d (event %s) failed for good: %s; see `downvote alerts failed`",
+                alert.id,
+                alert.event.external_id,
+                reason,
+            )
+            return None
+        at = self.clock() + self.policy.backoff(alert.attempts)
+        await self._db(
+            lambda s: outbox.mark_retry(s, alert.id, worker=self.name, at=at, error=error.reason)
+        )
+        ALERTS_RETRIED.labels(reason=error.reason).inc()
+        logger.warning(
+            "alert %d not delivered (%s); attempt %d of %d, next at %s",
+            alert.id,
+            error.reason,
+            alert.attempts,
+            self.policy.max_attempts,
+            at.isoformat(),
+        )
+        return at
+
+    async def _refresh_gauges(self) -> None:
+        counts: dict[AlertStatus, int] = await self._read(outbox.count_by_status)
+        for status in AlertStatus:
+            ALERTS_BY_STATUS.labels(status=status.value).set(counts.get(status, 0))

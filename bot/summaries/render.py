@@ -1,0 +1,317 @@
+"""The daily summary and the weekly digest rendered for Slack (escaped mrkdwn, links, within
+Slack's limits) and for the console (plain text), from the same lines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.config import Criterion, ShareCriterion
+from bot.slack.blocks import Block, context, divider, header, section
+from bot.slack.limits import MAX_BLOCKS, SECTION_TEXT, slack_len, truncate
+from bot.slack.mrkdwn import duration, escape, message_link, one_line
+from bot.summaries.chart import trend_chart_png
+from bot.summaries.formatting import (
+    EN_DASH,
+    ICONS,
+    day_label,
+    format_change,
+    format_target,
+    format_value,
+    moment_label,
+    percent,
+    week_label,
+)
+from bot.summaries.queries import (
+    CriterionLine,
+    CriterionTrend,
+    DailySummary,
+    Verdict,
+    WeeklyDigest,
+    verdict_of,
+)
+from storage.criteria import CriterionResult, DownvoteRef, NameCount
+
+Permalink = Callable[[str, str], str | None]
+
+MAX_FALLBACK_CHARS = 3000
+EXCERPT_CHARS = 140
+NO_CRITERIA = "No criteria configured: see downvote.example.toml."
+
+
+@dataclass(frozen=True)
+class _Markup:
+    slack: bool
+    permalink: Permalink
+
+    def text(self, text: str) -> str:
+        """User text: escaped for mrkdwn so it can never ping or forge a link."""
+        return escape(text) if self.slack else text
+
+    def bold(self, text: str) -> str:
+        return f"*{text}*" if self.slack else text
+
+    def link(self, label: str, ref: DownvoteRef) -> str:
+        url = (
+            self.permalink(ref.slack_channel_id, ref.slack_ts)
+            if ref.slack_channel_id and ref.slack_ts
+            else None
+        )
+        if url is None:
+            return label
+        return f"<{url}|{label}>" if self.slack else f"{label} ({url})"
+
+
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    lines: list[str]
+
+
+def _excerpt(ref: DownvoteRef) -> str:
+    return truncate(one_line(ref.comment or ref.response), EXCERPT_CHARS)
+
+
+def _downvote_line(
+    ref: DownvoteRef, markup: _Markup, tz: ZoneInfo, *, now: datetime | None = None
+) -> str:
+    where = " / ".join(markup.text(part) for part in (ref.app, ref.feature) if part)
+    parts = [markup.link(moment_label(ref.occurred_at, tz), ref), where]
+    if ref.model:
+        parts.append(markup.text(ref.model))
+    parts.append(f"“{markup.text(_excerpt(ref))}”")
+    if now is not None:
+        parts.append(f"waiting {duration((now - ref.occurred_at).total_seconds())}")
+    return "• " + " · ".join(parts)
+
+
+def _criterion_head(criterion: Criterion, result: CriterionResult, markup: _Markup) -> str:
+    name = markup.bold(markup.text(criterion.name))
+    verdict = verdict_of(criterion, result)
+    if verdict is Verdict.NOT_ENOUGH_DATA:
+        return (
+            f"{ICONS[verdict]} {name}: not enough data "
+            f"(n = {result.sample:,}, needs {criterion.min_sample:,}) · "
+            f"target {format_target(criterion)}"
+        )
+    assert result.value is not None
+    return (
+        f"{ICONS[verdict]} {name}: {format_value(criterion, result.value)} "
+        f"(target {format_target(criterion)}) · n = {result.sample:,}"
+    )
+
+
+def _daily_criterion(line: CriterionLine, markup: _Markup) -> str:
+    head = _criterion_head(line.criterion, line.result, markup)
+    if line.change is None:
+        return head
+    return f"{head} · {format_change(line.criterion, line.change)} vs previous day"
+
+
+def _daily_sections(summary: DailySummary, markup: _Markup) -> list[_Section]:
+    tz = summary.period.tz
+    counts = summary.counts
+    downvotes = [
+        f"{counts.downvotes:,} downvotes of {counts.events:,} events · "
+        f"{percent(counts.triaged, counts.downvotes)} triaged "
+        f"({counts.triaged:,} of {counts.downvotes:,})"
+    ]
+    if summary.top_categories:
+        downvotes.append("Top categories: " + _name_counts(summary.top_categories, markup))
+    sections = [
+        _Section(
+            "Success criteria",
+            [_daily_criterion(c, markup) for c in summary.criteria] or [NO_CRITERIA],
+        ),
+        _Section("Downvotes", downvotes),
+    ]
+    if summary.oldest_untriaged:
+        sections.append(
+            _Section(
+                f"Oldest untriaged ({summary.untriaged:,} waiting)",
+                [
+                    _downvote_line(ref, markup, tz, now=summary.now)
+                    for ref in summary.oldest_untriaged
+                ],
+            )
+        )
+    return sections
+
+
+def _name_counts(items: Sequence[NameCount], markup: _Markup, empty: str = "(none)") -> str:
+    return ", ".join(f"{markup.text(item.name or empty)} ({item.count:,})" for item in items)
+
+
+def _weekly_criterion(trend: CriterionTrend, markup: _Markup) -> str:
+    head = _criterion_head(trend.criterion, trend.week, markup)
+    days = " · ".join(
+        f"{day:%a} "
+        + (
+            format_value(trend.criterion, result.value)
+            if verdict_of(trend.criterion, result) is not Verdict.NOT_ENOUGH_DATA
+            and result.value is not None
+            else EN_DASH
+        )
+        for day, result in trend.days
+    )
+    return f"{head}\n      {days}"
+
+
+def _weekly_sections(digest: WeeklyDigest, markup: _Markup) -> list[_Section]:
+    counts, before = digest.counts, digest.previous_counts
+    triage = digest.time_to_triage
+    downvotes = [
+        f"{counts.downvotes:,} downvotes of {counts.events:,} events "
+        f"(last week {before.downvotes:,} of {before.events:,}) · "
+        f"{percent(counts.triaged, counts.downvotes)} triaged",
+        "Median time to triage: "
+        + (
+            f"{duration(triage.seconds)} (n = {triage.sample:,})"
+            if triage.seconds is not None
+            else EN_DASH
+        ),
+    ]
+    if digest.top_features:
+        downvotes.append("Features: " + _name_counts(digest.top_features, markup, "(no feature)"))
+    if digest.top_models:
+        downvotes.append("Models: " + _name_counts(digest.top_models, markup, "(no model)"))
+    sections = [
+        _Section(
+            "Success criteria",
+            [_weekly_criterion(t, markup) for t in digest.criteria] or [NO_CRITERIA],
+        ),
+        _Section("Downvotes", downvotes),
+    ]
+    if digest.categories:
+        sections.append(
+            _Section(
+                "Categories, this week vs last",
+                [
+                    f"• {markup.text(c.name)}: {c.count:,} (last week {c.previous:,}, "
+                    f"{c.count - c.previous:+,})"
+                    for c in digest.categories[:10]
+                ],
+            )
+        )
+    for category, refs in digest.examples.items():
+        if refs:
+            sections.append(
+                _Section(
+                    f"Examples: {markup.text(category)}",
+                    [_downvote_line(ref, markup, digest.period.tz) for ref in refs],
+                )
+            )
+    return sections
+
+
+def _daily_title(summary: DailySummary) -> str:
+    suffix = "" if summary.period.is_complete(summary.now) else " (so far)"
+    return f"Daily summary · {day_label(summary.period.first_day)}{suffix}"
+
+
+def _weekly_title(digest: WeeklyDigest) -> str:
+    suffix = "" if digest.period.is_complete(digest.now) else " (so far)"
+    return f"Weekly digest · {week_label(digest.period)}{suffix}"
+
+
+def _fallback(title: str, criteria: Sequence[Verdict], downvotes: int) -> str:
+    judged = [v for v in criteria if v is not Verdict.NOT_ENOUGH_DATA]
+    met = sum(v is Verdict.MET for v in judged)
+    return f"{title}: {met} of {len(judged)} criteria met, {downvotes:,} downvotes"
+
+
+def daily_summary_blocks(
+    summary: DailySummary, *, permalink: Permalink = message_link
+) -> tuple[str, list[Block]]:
+    """(notification text, blocks) for chat.postMessage."""
+    title = _daily_title(summary)
+    sections = _daily_sections(summary, _Markup(slack=True, permalink=permalink))
+    footer = f"Days run midnight to midnight, {summary.period.tz.key}."
+    fallback = _fallback(title, [c.verdict for c in summary.criteria], summary.counts.downvotes)
+    return fallback[:MAX_FALLBACK_CHARS], _blocks(title, sections, footer)
+
+
+def daily_summary_text(summary: DailySummary, *, permalink: Permalink = message_link) -> str:
+    """The summary for the console (preview mode, --dry-run)."""
+    sections = _daily_sections(summary, _Markup(slack=False, permalink=permalink))
+    return _console_text(_daily_title(summary), sections)
+
+
+def weekly_digest_blocks(
+    digest: WeeklyDigest, *, permalink: Permalink = message_link
+) -> tuple[str, list[Block]]:
+    """(notification text, blocks) for chat.postMessage; the chart follows in the thread."""
+    title = _weekly_title(digest)
+    sections = _weekly_sections(digest, _Markup(slack=True, permalink=permalink))
+    footer = f"Weeks run Monday to Sunday, {digest.period.tz.key}."
+    fallback = _fallback(title, [t.verdict for t in digest.criteria], digest.counts.downvotes)
+    return fallback[:MAX_FALLBACK_CHARS], _blocks(title, sections, footer)
+
+
+def weekly_digest_text(digest: WeeklyDigest, *, permalink: Permalink = message_link) -> str:
+    sections = _weekly_sections(digest, _Markup(slack=False, permalink=permalink))
+    return _console_text(_weekly_title(digest), sections)
+
+
+def weekly_digest_chart(digest: WeeklyDigest) -> bytes:
+    """PNG of each criterion's 7 days against its target; days without enough data are gaps."""
+    series = {
+        trend.criterion.name: [
+            (
+                day,
+                result.value
+                if verdict_of(trend.criterion, result) is not Verdict.NOT_ENOUGH_DATA
+                else None,
+            )
+            for day, result in trend.days
+        ]
+        for trend in digest.criteria
+    }
+    targets = {t.criterion.name: t.criterion.target.threshold for t in digest.criteria}
+    percent = {t.criterion.name for t in digest.criteria if isinstance(t.criterion, ShareCriterion)}
+    return trend_chart_png(series, targets, percent=percent)
+
+
+def _console_text(title: str, sections: Sequence[_Section]) -> str:
+    parts = [title, "=" * len(title)]
+    for part in sections:
+        parts.append("")
+        parts.append(part.title)
+        parts.extend(part.lines)
+    return "\n".join(parts) + "\n"
+
+
+def _blocks(title: str, sections: Sequence[_Section], footer: str) -> list[Block]:
+    blocks: list[Block] = [header(title)]
+    for index, part in enumerate(sections):
+        if index:
+            blocks.append(divider())
+        for text in _section_texts(f"*{part.title}*", part.lines):
+            blocks.append(section(text, verbatim=False))
+    blocks.append(context([footer], verbatim=False))
+    return _at_most(blocks, MAX_BLOCKS)
+
+
+def _section_texts(title: str, lines: Sequence[str], limit: int = SECTION_TEXT) -> list[str]:
+    """Lines into as few section texts as fit Slack's limit; a line is never split."""
+    texts: list[str] = []
+    current = title
+    for line in lines:
+        line = truncate(line, limit)
+        if slack_len(current) + 1 + slack_len(line) > limit:
+            texts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}"
+    texts.append(current)
+    return texts
+
+
+def _at_most(blocks: list[Block], limit: int) -> list[Block]:
+    if len(blocks) <= limit:
+        return blocks
+    kept = blocks[: limit - 1]
+    note = f"…{len(blocks) - len(kept)} more blocks not shown (see `downvote digest --dry-run`)."
+    return [*kept, context([note], verbatim=False)]

@@ -1,0 +1,24 @@
+"""A real HTTP fake of the Slack Web API (see `fake`), for tests and benchmarks."""
+
+from tests.support.fake_slack.blocks import validate_blocks, validate_view
+from tests.support.fake_slack.fake import (
+    BOT_USER_ID,
+    DEFAULT_TOKEN,
+    Call,
+    FakeSlack,
+    ManualClock,
+    Outcome,
+    derive_channel_id,
+)
+
+__all__ = [
+    "BOT_USER_ID",
+    "DEFAULT_TOKEN",
+    "Call",
+    "FakeSlack",
+    "ManualClock",
+    "Outcome",
+    "derive_channel_id",
+    "validate_blocks",
+    "validate_view",
+]
