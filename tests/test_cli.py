@@ -1,10 +1,12 @@
-"""The `downvote` command line as a user runs it: real processes, one-line errors."""
+"""The `downvote` command line as a user runs it: its real entry point, one-line errors."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Alert
 from tests.support.alerting import store_downvotes
+from tests.support.cli import run_cli
 from tests.support.databases import RegisteredApp
-from tests.support.processes import downvote_env, run_cli
+from tests.support.processes import ROOT, downvote_env
 
 EVENTS = [
     {"prompt": [{"role": "user", "content": "Hi 👋, mail me at a@b.co"}], "response": "Hello",
@@ -121,3 +124,19 @@ def test_serve_refuses_a_bad_config_in_one_line(
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert "downvote.toml" in line and named in line
+
+
+def test_help_loads_no_heavy_library() -> None:
+    """`downvote --help` stays quick: the command line imports each command's modules lazily."""
+    probe = (
+        "import sys; from bot.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = {'sqlalchemy', 'fastapi', 'slack_sdk', 'slack_bolt', 'matplotlib', 'pydantic'}\n"
+        "print(sorted(heavy & {name.split('.')[0] for name in sys.modules}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "send-test" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"

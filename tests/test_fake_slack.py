@@ -451,6 +451,7 @@ def test_wait_for_times_out_with_a_useful_message(slack: FakeSlack, sync_client:
 # -- standalone process -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_standalone_process_serves_until_stdin_closes() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_slack", "--port", "0", "--latency-ms", "1"],

@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Alert, FeedbackEvent
+from tests.support.cli import run_cli
 from tests.support.databases import RegisteredApp, register_app
-from tests.support.processes import downvote_env, run_cli
+from tests.support.processes import downvote_env
 from tests.support.server import LiveServer
 from tests.support.signing import signed, utc_now
 

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.alerting import alert_statuses
@@ -14,6 +15,8 @@ from tests.support.fake_slack import FakeSlack
 from tests.support.polling import wait_until
 from tests.support.processes import downvote_env, run_cli, serving
 from tests.support.signing import signed
+
+pytestmark = pytest.mark.slow  # real `downvote serve` processes: signals, crashes, replicas
 
 
 def slack_env(database_url: str, slack: FakeSlack, **extra: str) -> dict[str, str]:

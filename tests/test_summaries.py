@@ -23,9 +23,10 @@ from bot.summaries.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
 from storage.models import FeedbackEvent
 from storage.periods import period_of
 from storage.states import PeriodKind
+from tests.support.cli import run_cli
 from tests.support.databases import RegisteredApp, summary_postings
 from tests.support.fake_slack import FakeSlack
-from tests.support.processes import downvote_env, run_cli
+from tests.support.processes import downvote_env
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CONFIG = DownvoteConfig.model_validate(

@@ -24,6 +24,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: no rich to import, so `--help` answers at once
 )
 cli.command()(serve)
 cli.add_typer(apps_cli, name="apps")
@@ -34,10 +35,10 @@ cli.command()(digest)
 cli.add_typer(db_cli, name="db")
 
 
-def main() -> None:
-    """Entry point: user mistakes are one line on stderr and exit 1, never a traceback."""
+def main(args: list[str] | None = None) -> None:
+    """Entry point: a user mistake is one line on stderr and exit code 1, never a traceback."""
     try:
-        cli(standalone_mode=True)
+        cli(args=args)
     except UserError as exc:
         typer.echo(f"downvote: {exc}", err=True)
         sys.exit(1)

@@ -8,7 +8,9 @@ import typer
 
 from bot.cli.common import fail, load_settings, now, transaction
 
-alerts_cli = typer.Typer(help="Alerts Slack refused for good.", no_args_is_help=True)
+alerts_cli = typer.Typer(
+    help="Alerts Slack refused for good.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @alerts_cli.command("failed")

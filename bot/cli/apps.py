@@ -9,7 +9,9 @@ import typer
 from bot.cli.common import fail, load_settings, now, transaction
 
 apps_cli = typer.Typer(
-    help="Register and manage the apps that send feedback.", no_args_is_help=True
+    help="Register and manage the apps that send feedback.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 MAX_NAME = 100
 

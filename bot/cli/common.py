@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class UserError(Exception):
-    """A mistake the user can fix: printed as one line, exit code 1."""
+    """A mistake the user can fix: one line on stderr, exit code 1, never a traceback."""
 
 
 def fail(message: str) -> NoReturn:

@@ -6,7 +6,7 @@ import typer
 
 from bot.cli.common import load_settings, ready_engine
 
-db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @db_cli.command("upgrade")
