@@ -16,6 +16,7 @@ from starlette.requests import Request
 from storage.apps import active_credentials
 from storage.db import engine_of, write_lock
 from storage.events import NewEvent, StoredEvent, store_events
+from storage.states import Rating
 from webhooks.auth import Caller, CredentialCache, authenticate, has_credentials
 from webhooks.errors import BadRequest, UnsupportedMediaType
 from webhooks.group_commit import GroupCommitter
@@ -109,7 +110,7 @@ class Ingestor:
                     EVENTS_DUPLICATE.inc()
                     continue
                 EVENTS_STORED.labels(rating=event.rating or "none").inc()
-                downvotes += event.rating == "down"
+                downvotes += event.rating == Rating.DOWN
         if downvotes:
             self.on_stored(downvotes)
 
