@@ -82,8 +82,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects usable after commit (handlers read them to answer)."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose rows expire on commit: query functions hand out frozen views, not rows."""
+    return sessionmaker(engine)
 
 
 _write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
