@@ -132,10 +132,15 @@ async def read_in_thread(sessions: sessionmaker[Session], work: Callable[[Sessio
     return await asyncio.to_thread(read, sessions, work)
 
 
+def dialect_insert(session: Session, table: type[DeclarativeBase] | Table) -> Any:
+    """The session's dialect's INSERT, which knows ON CONFLICT."""
+    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
+    return insert(table)
+
+
 def insert_ignoring_conflicts(session: Session, table: type[DeclarativeBase] | Table) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the session's dialect; add values and RETURNING."""
-    insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    return insert(table).on_conflict_do_nothing()
+    return dialect_insert(session, table).on_conflict_do_nothing()
 
 
 def insert_if_new(session: Session, table: type[DeclarativeBase], row: dict[str, object]) -> bool:

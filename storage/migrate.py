@@ -24,26 +24,26 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def upgrade(database_url: str, engine: Engine | None = None) -> None:
-    """Bring the schema to the newest revision; PostgreSQL replicas serialise on a lock."""
+def upgrade(database_url: str, engine: Engine | None = None, revision: str = "head") -> None:
+    """Bring the schema to `revision` (the newest); PostgreSQL replicas serialise on a lock."""
     own_engine = engine is None
     engine = engine or make_engine(database_url)
     try:
-        _upgrade(engine)
+        _upgrade(engine, revision)
     finally:
         if own_engine:
             engine.dispose()  # closing the last SQLite connection also checkpoints the WAL
 
 
-def _upgrade(engine: Engine) -> None:
+def _upgrade(engine: Engine, revision: str) -> None:
     with engine.connect() as connection:
         if is_sqlite(engine):
-            command.upgrade(alembic_config(connection), "head")
+            command.upgrade(alembic_config(connection), revision)
             connection.commit()
             return
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         try:
-            command.upgrade(alembic_config(connection), "head")
+            command.upgrade(alembic_config(connection), revision)
             connection.commit()
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})

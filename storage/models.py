@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -251,3 +252,17 @@ class SummaryPost(Base):
     slack_ts: Mapped[str | None] = mapped_column(String(40))
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What follows the message in its thread: overflow parts, then (weekly) the chart. Each is
+    # recorded as Slack confirms it, so a retry resumes after the last and never posts again.
+    parts_posted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    chart_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+
+
+class SlackChannel(Base):
+    """A configured channel (`#name` or an id) and the conversation id Slack knows it by."""
+
+    __tablename__ = "slack_channels"
+
+    configured: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(40))
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime)
