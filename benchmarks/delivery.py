@@ -89,6 +89,7 @@ def start_fake(
     port: int, latency_ms: float, rate_limit: float | None, env: dict[str, str], workdir: Path
 ) -> Proc:
     args = [sys.executable, "-m", "tests.support.fake_slack", "--port", str(port)]
+    args += ["--channel", CHANNEL]
     args += ["--latency-ms", str(latency_ms), "--token", TOKEN]
     if rate_limit is not None:
         args += ["--rate-limit-per-channel-per-sec", str(rate_limit)]

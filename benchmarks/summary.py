@@ -36,9 +36,9 @@ from sqlalchemy.orm import Session
 from bot.config import DownvoteConfig, load_config
 from bot.summaries.queries import DailySummary, WeeklyDigest, daily_summary, weekly_digest
 from bot.summaries.render import (
-    daily_summary_blocks,
+    daily_summary_message,
     daily_summary_text,
-    weekly_digest_blocks,
+    weekly_digest_message,
     weekly_digest_chart,
 )
 from storage.db import make_engine, make_sessionmaker
@@ -412,7 +412,7 @@ def measure(engine: Engine, config: DownvoteConfig, repeat: int) -> list[Row]:
         Row(
             "daily render (blocks + text)",
             median_seconds(
-                lambda: (daily_summary_blocks(summary), daily_summary_text(summary)), repeat
+                lambda: (daily_summary_message(summary), daily_summary_text(summary)), repeat
             ),
             None,
         )
@@ -421,7 +421,7 @@ def measure(engine: Engine, config: DownvoteConfig, repeat: int) -> list[Row]:
         Row(
             "weekly render (blocks + chart PNG)",
             median_seconds(
-                lambda: (weekly_digest_blocks(digest), weekly_digest_chart(digest)), repeat
+                lambda: (weekly_digest_message(digest), weekly_digest_chart(digest)), repeat
             ),
             None,
         )

@@ -26,6 +26,7 @@ from bot.alerts.redaction import Redactor
 from bot.config import DownvoteConfig, load_config
 from bot.settings import Settings
 from bot.slack.blocks import Block
+from bot.slack.channels import Channels
 from bot.slack.client import make_slack_client
 from bot.slack.pacing import ChannelPacer
 from bot.summaries.poster import SummaryPoster
@@ -99,8 +100,10 @@ def make_summary_poster(
     client: AsyncWebClient | None,
     console: Callable[[str], None] = print,
     name: str | None = None,
+    channels: Channels | None = None,
 ) -> SummaryPoster:
     return SummaryPoster(
+        channels=channels,
         sessions=sessions,
         client=client,
         channel=settings.slack_channel,
@@ -125,9 +128,12 @@ def build_service(
     sessions = make_sessionmaker(engine)
     name = worker_name()
     pacer = ChannelPacer()
+    client = slack_client_for(settings, pacer)
+    channels = Channels(client, sessions) if client is not None else None
     worker = DeliveryWorker(
         sessions=sessions,
-        client=slack_client_for(settings, pacer),
+        client=client,
+        channels=channels,
         pacer=pacer,
         default_channel=settings.slack_channel,
         redactor=make_redactor(config),
@@ -137,7 +143,7 @@ def build_service(
         or DeliveryPolicy(lease=timedelta(seconds=settings.downvote_alert_lease_seconds)),
         console=console,
     )
-    poster = make_summary_poster(settings, sessions, config, worker.client, console, name)
+    poster = make_summary_poster(settings, sessions, config, client, console, name, channels)
     bolt = None
     if worker.client is not None and settings.slack_signing_secret is not None:
         triage_context = TriageContext(

@@ -3,6 +3,10 @@
 APScheduler does not make a job exactly-once across restarts or replicas, so the database does:
 the scheduled post is generation 0 and can be claimed by one process only; a claim whose holder
 died (its lease ran out) may be taken over; `--force` adds generation n+1, keeping the history.
+
+claimed -> (parent recorded, thread parts counted) -> posted [-> chart pending -> chart done].
+Each step Slack confirms is written at once, so a retry resumes after it and posts nothing twice.
+The weekly chart is claimed on its own, so a failed upload is retried without the digest.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.db import insert_if_new
@@ -20,9 +24,14 @@ from storage.states import PeriodKind, PostingStatus
 
 @dataclass(frozen=True)
 class Claim:
+    """A posting this process now owns, and how far an earlier holder got with it."""
+
     post_id: int
     generation: int
     took_over: bool  # a previous holder may have posted before dying: check Slack first
+    channel_id: str | None = None
+    ts: str | None = None
+    parts_posted: int = 0
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,16 @@ class Posting:
     status: PostingStatus
     generation: int
     slack_ts: str | None
+
+
+@dataclass(frozen=True)
+class PendingChart:
+    """A posted weekly digest whose chart is still to be shared into its thread."""
+
+    post_id: int
+    period_start: date
+    channel_id: str
+    ts: str
 
 
 def _row(
@@ -44,8 +63,10 @@ def _row(
     }  # fmt: skip
 
 
-def _find(session: Session, kind: PeriodKind, start: date, generation: int) -> SummaryPost | None:
-    return session.scalars(
+def _claim_of(
+    session: Session, kind: PeriodKind, start: date, generation: int, *, took_over: bool
+) -> Claim:
+    post = session.scalars(
         select(SummaryPost)
         .where(
             SummaryPost.kind == kind,
@@ -53,7 +74,10 @@ def _find(session: Session, kind: PeriodKind, start: date, generation: int) -> S
             SummaryPost.generation == generation,
         )
         .execution_options(populate_existing=True)
-    ).first()
+    ).one()
+    return Claim(
+        post.id, generation, took_over, post.slack_channel, post.slack_ts, post.parts_posted
+    )
 
 
 def claim_period(
@@ -62,9 +86,7 @@ def claim_period(
     """Claim the scheduled post of a period; None if it is posted or another process holds it."""
     until = now + lease
     if insert_if_new(session, SummaryPost, _row(kind, start, 0, worker, until, forced=False)):
-        post = _find(session, kind, start, 0)
-        assert post is not None
-        return Claim(post.id, 0, took_over=False)
+        return _claim_of(session, kind, start, 0, took_over=False)
     taken = session.execute(
         update(SummaryPost)
         .where(
@@ -78,9 +100,7 @@ def claim_period(
     )
     if not taken.rowcount:  # type: ignore[attr-defined]
         return None
-    post = _find(session, kind, start, 0)
-    assert post is not None
-    return Claim(post.id, 0, took_over=True)
+    return _claim_of(session, kind, start, 0, took_over=True)
 
 
 def claim_forced(
@@ -96,39 +116,93 @@ def claim_forced(
         generation = 0 if latest is None else latest + 1
         row = _row(kind, start, generation, worker, now + lease, forced=True)
         if insert_if_new(session, SummaryPost, row):
-            post = _find(session, kind, start, generation)
-            assert post is not None
-            return Claim(post.id, generation, took_over=False)
+            return _claim_of(session, kind, start, generation, took_over=False)
+
+
+def _held(post_id: int, worker: str) -> ColumnElement[bool]:
+    return and_(SummaryPost.id == post_id, SummaryPost.claimed_by == worker)
+
+
+def record_parent(session: Session, post_id: int, *, worker: str, channel_id: str, ts: str) -> None:
+    """The message is in Slack: a retry continues its thread instead of posting it again."""
+    session.execute(
+        update(SummaryPost)
+        .where(_held(post_id, worker))
+        .values(slack_channel=channel_id, slack_ts=ts)
+    )
+
+
+def record_parts(session: Session, post_id: int, *, worker: str, count: int) -> None:
+    """How many thread parts Slack has confirmed."""
+    session.execute(update(SummaryPost).where(_held(post_id, worker)).values(parts_posted=count))
 
 
 def mark_posted(
     session: Session, post_id: int, *, worker: str, channel: str | None, ts: str | None,
-    now: datetime,
+    now: datetime, chart_pending: bool = False,
 ) -> None:  # fmt: skip
-    session.execute(
-        update(SummaryPost)
-        .where(SummaryPost.id == post_id, SummaryPost.claimed_by == worker)
-        .values(
-            status=PostingStatus.POSTED,
-            slack_channel=channel,
-            slack_ts=ts,
-            posted_at=now,
-            claimed_until=None,
-        )
-    )
+    values: dict[str, object] = {
+        "status": PostingStatus.POSTED, "slack_channel": channel, "slack_ts": ts,
+        "posted_at": now, "chart_pending": chart_pending,
+    }  # fmt: skip
+    if not chart_pending:  # else the claim is kept: this process shares the chart next
+        values["claimed_until"] = None
+    session.execute(update(SummaryPost).where(_held(post_id, worker)).values(**values))
 
 
 def release(session: Session, post_id: int, *, worker: str, now: datetime) -> None:
     """Posting failed: let the next attempt (schedule, start-up or CLI) claim it at once."""
     session.execute(
         update(SummaryPost)
-        .where(
-            SummaryPost.id == post_id,
-            SummaryPost.claimed_by == worker,
-            SummaryPost.status == PostingStatus.CLAIMED,
-        )
+        .where(_held(post_id, worker), SummaryPost.status == PostingStatus.CLAIMED)
         .values(claimed_until=now)
     )
+
+
+def claim_pending_charts(
+    session: Session, *, worker: str, now: datetime, lease: timedelta
+) -> list[PendingChart]:
+    """Weekly digests posted without their chart, claimed for one more upload each."""
+    free = or_(SummaryPost.claimed_until.is_(None), SummaryPost.claimed_until <= now)
+    rows = session.execute(
+        select(
+            SummaryPost.id,
+            SummaryPost.period_start,
+            SummaryPost.slack_channel,
+            SummaryPost.slack_ts,
+        )
+        .where(
+            SummaryPost.status == PostingStatus.POSTED,
+            SummaryPost.chart_pending.is_(True),
+            SummaryPost.slack_channel.is_not(None),
+            SummaryPost.slack_ts.is_not(None),
+            free,
+        )
+        .order_by(SummaryPost.id)
+    ).all()
+    claimed = []
+    for row in rows:
+        taken = session.execute(
+            update(SummaryPost)
+            .where(SummaryPost.id == row.id, SummaryPost.chart_pending.is_(True), free)
+            .values(claimed_by=worker, claimed_until=now + lease)
+        )
+        if taken.rowcount:  # type: ignore[attr-defined]
+            claimed.append(PendingChart(row.id, row.period_start, row.slack_channel, row.slack_ts))
+    return claimed
+
+
+def chart_shared(session: Session, post_id: int, *, worker: str) -> None:
+    session.execute(
+        update(SummaryPost)
+        .where(_held(post_id, worker))
+        .values(chart_pending=False, claimed_until=None)
+    )
+
+
+def chart_failed(session: Session, post_id: int, *, worker: str, now: datetime) -> None:
+    """Leave the chart pending for the next try (the retry job), which may claim it at once."""
+    session.execute(update(SummaryPost).where(_held(post_id, worker)).values(claimed_until=now))
 
 
 def posting_of(session: Session, kind: PeriodKind, start: date) -> Posting | None:
@@ -144,7 +218,15 @@ def posting_of(session: Session, kind: PeriodKind, start: date) -> Posting | Non
     return Posting(PostingStatus(row.status), row.generation, row.slack_ts)
 
 
-def has_events_before(session: Session, end: datetime) -> bool:
-    """Whether Downvote had received anything by `end`: no summary for before it existed."""
-    first = session.scalar(select(FeedbackEvent.id).where(FeedbackEvent.received_at < end).limit(1))
+def has_events_in(session: Session, start: datetime, end: datetime) -> bool:
+    """Whether anything happened in [start, end): a period without events gets no summary.
+
+    By when events *occurred*, not when Downvote received them: a team that sends yesterday's
+    events this morning still gets yesterday's summary.
+    """
+    first = session.scalar(
+        select(FeedbackEvent.id)
+        .where(FeedbackEvent.occurred_at >= start, FeedbackEvent.occurred_at < end)
+        .limit(1)
+    )
     return first is not None

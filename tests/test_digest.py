@@ -19,10 +19,11 @@ from bot.summaries.chart import trend_figure
 from bot.summaries.formatting import EN_DASH
 from bot.summaries.queries import Verdict, daily_summary, weekly_digest
 from bot.summaries.render import (
-    daily_summary_blocks,
+    SlackSummary,
+    daily_summary_message,
     daily_summary_text,
-    weekly_digest_blocks,
     weekly_digest_chart,
+    weekly_digest_message,
     weekly_digest_text,
 )
 from storage.criteria import CriterionResult
@@ -185,13 +186,14 @@ def test_acceptance_day_shows_known_values_and_verdicts(db: Session) -> None:
 def test_acceptance_day_in_slack_blocks(db: Session) -> None:
     build_acceptance_day(db)
     summary = daily_summary(db, ACCEPTANCE, DAY, NEW_YORK, NOW)
-    fallback, blocks = daily_summary_blocks(summary)
+    message = daily_summary_message(summary)
+    fallback, blocks = message.text, message.blocks
     assert fallback == "Daily summary · Sun 8 Mar 2026: 3 of 4 criteria met, 10 downvotes"
     assert blocks[0]["text"]["text"] == "Daily summary · Sun 8 Mar 2026"
     criteria = blocks[1]["text"]["text"]
     assert "❌ *Satisfaction*: 90.0% (target ≥ 92%)" in criteria
     assert "✅ *Response time*: 475 ms" in criteria
-    assert_within_slack_limits(blocks)
+    assert_within_slack_limits(message)
 
 
 def test_change_is_left_out_when_the_previous_day_lacked_data(db: Session) -> None:
@@ -240,7 +242,7 @@ def test_downvotes_triage_and_oldest_untriaged_with_links(db: Session) -> None:
     ) in text
     assert "• Sun 8 Mar 11:00 · chat · “an answer over two lines” · waiting 27 h" in text
 
-    _, blocks = daily_summary_blocks(summary)
+    blocks = daily_summary_message(summary).blocks
     oldest = blocks[-2]["text"]["text"]
     assert (
         "<https://slack.com/archives/C0123/p1772900000000200|Thu 5 Mar 16:05> · chat"
@@ -279,24 +281,36 @@ def test_many_criteria_stay_within_slack_limits(db: Session) -> None:
         for i in range(120)
     ]
     summary = daily_summary(db, config_with(*criteria), DAY, NEW_YORK, NOW)
-    _, blocks = daily_summary_blocks(summary)
-    assert_within_slack_limits(blocks)
-    shown = sum(json.dumps(b).count("Criterion ") for b in blocks)
-    assert shown == 120  # packed into a few sections, none lost
+    message = daily_summary_message(summary)
+    assert_within_slack_limits(message)
+    assert message.parts, "this much text does not fit one message: the rest is in the thread"
+    everything = [message.blocks, *message.parts]
+    shown = sum(json.dumps(b).count("Criterion ") for blocks in everything for b in blocks)
+    assert shown == 120  # packed into sections and thread parts, none lost
 
 
 def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def assert_within_slack_limits(blocks: list[dict[str, Any]]) -> None:
-    """Slack's own numbers: 50 blocks a message, 150 for a header, 3,000 for a section."""
-    assert len(blocks) <= 50
-    for block in blocks:
-        if block["type"] == "header":
-            assert utf16_len(block["text"]["text"]) <= 150
-        if block["type"] == "section":
-            assert utf16_len(block["text"]["text"]) <= 3000
+def strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [text for item in items for text in strings(item)]
+
+
+def assert_within_slack_limits(message: SlackSummary) -> None:
+    """Slack's own numbers: 50 blocks a message, 150 for a header, 3,000 for a section, and
+    about 12,000 characters of text in all (msg_blocks_too_long), for every message posted."""
+    for blocks in [message.blocks, *message.parts]:
+        assert len(blocks) <= 50
+        assert sum(utf16_len(text) for text in strings(blocks)) <= 12_000
+        for block in blocks:
+            if block["type"] == "header":
+                assert utf16_len(block["text"]["text"]) <= 150
+            if block["type"] == "section":
+                assert utf16_len(block["text"]["text"]) <= 3000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,12 +397,13 @@ def test_weekly_chart_has_seven_points_per_criterion(db: Session) -> None:
 def test_weekly_blocks_stay_within_limits_and_leave_the_chart_to_the_thread(db: Session) -> None:
     build_week(db)
     digest = weekly_digest(db, config_with(SATISFACTION), WEEK_DAY, NEW_YORK, NOW)
-    fallback, blocks = weekly_digest_blocks(digest)
+    message = weekly_digest_message(digest)
+    fallback, blocks = message.text, message.blocks
     assert (
         fallback
         == f"Weekly digest · Mon 2 Mar {EN_DASH} Sun 8 Mar 2026: 0 of 1 criteria met, 21 downvotes"
     )
-    assert_within_slack_limits(blocks)
+    assert_within_slack_limits(message)
     assert not [b for b in blocks if b["type"] == "image"]  # uploaded into the thread instead
 
 

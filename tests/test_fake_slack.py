@@ -25,7 +25,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.support.fake_slack import FakeSlack, ManualClock
+from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack, ManualClock, derive_channel_id
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 MRKDWN = {"type": "mrkdwn", "text": "x"}
@@ -52,9 +52,13 @@ def select(options: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "actions", "elements": [{"type": "static_select", "options": options}]}
 
 
+ALERTS = derive_channel_id("alerts")
+
+
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack(missing_channels=["#gone"], not_in_channels=["private"]) as fake:
+    """The README's setup: public channels the bot was never invited to (it joins #alerts)."""
+    with FakeSlack(channels=["#alerts", "#other", "#digests"], member_of=["#alerts"]) as fake:
         yield fake
 
 
@@ -81,7 +85,7 @@ async def test_post_update_and_history_roundtrip_with_metadata(
         channel=posted["channel"], ts=posted["ts"], text="downvote", blocks=[section("v2")]
     )
 
-    history = await client.conversations_history(channel="alerts", include_all_metadata=True)
+    history = await client.conversations_history(channel=ALERTS, include_all_metadata=True)
 
     assert posted["channel"] == slack.channel_id("#alerts")
     [message] = history["messages"]
@@ -97,14 +101,12 @@ async def test_post_update_and_history_roundtrip_with_metadata(
 async def test_history_is_newest_first_filters_and_pages(
     slack: FakeSlack, client: AsyncWebClient
 ) -> None:
-    ts = [
-        (await client.chat_postMessage(channel="C0ALERTS01", text=str(i)))["ts"] for i in range(5)
-    ]
+    ts = [(await client.chat_postMessage(channel=ALERTS, text=str(i)))["ts"] for i in range(5)]
 
     assert ts == sorted(ts) and len(set(ts)) == 5
-    first = await client.conversations_history(channel="C0ALERTS01", oldest=ts[1], limit=2)
+    first = await client.conversations_history(channel=ALERTS, oldest=ts[1], limit=2)
     second = await client.conversations_history(
-        channel="C0ALERTS01",
+        channel=ALERTS,
         oldest=ts[1],
         limit=2,
         cursor=first["response_metadata"]["next_cursor"],
@@ -121,11 +123,9 @@ async def test_thread_replies_appear_in_replies_not_history(
     parent = await client.chat_postMessage(channel="#alerts", text="parent")
     await client.chat_postMessage(channel="#alerts", text="reply", thread_ts=parent["ts"])
 
-    history = await client.conversations_history(channel="#alerts")
-    replies = await client.conversations_replies(channel="#alerts", ts=parent["ts"])
-    link = await client.chat_getPermalink(
-        channel="#alerts", message_ts=replies["messages"][1]["ts"]
-    )
+    history = await client.conversations_history(channel=ALERTS)
+    replies = await client.conversations_replies(channel=ALERTS, ts=parent["ts"])
+    link = await client.chat_getPermalink(channel=ALERTS, message_ts=replies["messages"][1]["ts"])
 
     assert [m["text"] for m in history["messages"]] == ["parent"]
     assert history["messages"][0]["reply_count"] == 1
@@ -157,9 +157,9 @@ async def test_updating_unknown_or_foreign_messages_fails(
     human = slack.add_message("#alerts", "theirs")
 
     for channel, ts, error in [
-        ("#alerts", "1.000001", "message_not_found"),
-        ("#other", posted["ts"], "message_not_found"),
-        ("#alerts", human["ts"], "cant_update_message"),
+        (ALERTS, "1.000001", "message_not_found"),
+        (derive_channel_id("other"), posted["ts"], "message_not_found"),
+        (ALERTS, human["ts"], "cant_update_message"),
     ]:
         with pytest.raises(SlackApiError) as e:
             await client.chat_update(channel=channel, ts=ts, text="x")
@@ -236,29 +236,151 @@ async def test_bad_or_missing_token_is_refused(slack: FakeSlack) -> None:
         assert e.value.response["error"] == error
 
 
-async def test_channel_errors(slack: FakeSlack, client: AsyncWebClient) -> None:
-    slack.remove_channel("C0DELETED1")
-    for channel, error in [("#gone", "channel_not_found"), ("C0DELETED1", "channel_not_found"),
-                           ("#private", "not_in_channel")]:  # fmt: skip
+async def test_a_name_is_accepted_only_where_slack_accepts_one(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="#alerts", text="by name")
+    await client.chat_postEphemeral(channel="alerts", user="U0ALICE01", text="by name too")
+    by_name = {
+        "chat.update": {"channel": "#alerts", "ts": posted["ts"], "text": "x"},
+        "chat.getPermalink": {"channel": "#alerts", "message_ts": posted["ts"]},
+        "conversations.history": {"channel": "#alerts"},
+        "conversations.replies": {"channel": "#alerts", "ts": posted["ts"]},
+        "conversations.info": {"channel": "#alerts"},
+        "conversations.join": {"channel": "#alerts"},
+    }
+    for method, arguments in by_name.items():
         with pytest.raises(SlackApiError) as e:
-            await client.chat_postMessage(channel=channel, text="t")
-        assert e.value.response["error"] == error
-
-    slack.add_channel("#gone")
-    await client.chat_postMessage(channel="#gone", text="back")
+            await client.api_call(method, params=arguments)
+        assert e.value.response["error"] == "channel_not_found", method
+    await client.chat_update(channel=ALERTS, ts=posted["ts"], text="by id")
 
 
-async def test_only_listed_channels_exist_when_given() -> None:
-    with FakeSlack(channels=["#alerts"]) as slack:
-        client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
-        await client.chat_postMessage(channel=slack.channel_id("#alerts"), text="ok")
+async def test_a_public_channel_takes_posts_but_not_reads_until_joined(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    other = derive_channel_id("other")
+    posted = await client.chat_postMessage(channel="#other", text="chat:write.public")
+    for read in (
+        client.conversations_history(channel=other),
+        client.conversations_replies(channel=other, ts=posted["ts"]),
+        client.files_upload_v2(channel=other, file=PNG, filename="x.png"),
+    ):
+        with pytest.raises(SlackApiError, match="not_in_channel"):
+            await read
+    info = await client.conversations_info(channel=other)
+    assert (info["channel"]["is_member"], info["channel"]["is_private"]) == (False, False)
+
+    joined = await client.conversations_join(channel=other)
+    again = await client.conversations_join(channel=other)
+    assert joined["channel"]["is_member"] and again["warning"] == "already_in_channel"
+    assert [m["text"] for m in (await client.conversations_history(channel=other))["messages"]] == [
+        "chat:write.public"
+    ]
+
+
+async def test_a_private_channel_is_invisible_until_the_bot_is_invited(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    slack.add_channel("#secret", private=True)
+    secret = derive_channel_id("secret")
+    for call in (
+        client.chat_postMessage(channel="#secret", text="t"),
+        client.chat_postMessage(channel=secret, text="t"),
+        client.conversations_info(channel=secret),
+        client.conversations_join(channel=secret),
+    ):
+        with pytest.raises(SlackApiError) as e:
+            await call
+        assert e.value.response["error"] == "channel_not_found"
+    names = [
+        c["name"] for c in (await client.conversations_list(types="private_channel"))["channels"]
+    ]
+    assert names == []
+
+    slack.set_member("#secret", True)  # someone in #secret ran /invite @Downvote
+    await client.chat_postMessage(channel="#secret", text="t")
+    listed = await client.conversations_list(types="public_channel,private_channel")
+    assert {c["name"]: c["is_private"] for c in listed["channels"]}["secret"] is True
+
+
+async def test_deleted_and_unknown_channels_are_not_found(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    slack.remove_channel("#other")
+    for channel in ("#other", "#nowhere", "C0NOWHERE1"):
         with pytest.raises(SlackApiError, match="channel_not_found"):
-            await client.chat_postMessage(channel="#random", text="t")
+            await client.chat_postMessage(channel=channel, text="t")
+    slack.add_channel("#other")
+    await client.chat_postMessage(channel="#other", text="back")
+
+
+async def test_conversations_list_pages_and_needs_its_scopes(slack: FakeSlack) -> None:
+    client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+    for n in range(5):
+        slack.add_channel(f"#c{n}")
+    pages: list[list[str]] = []
+    cursor = None
+    while cursor != "":
+        page = await client.conversations_list(limit=3, cursor=cursor)
+        pages.append([c["name"] for c in page["channels"]])
+        cursor = page["response_metadata"]["next_cursor"]
+    assert [len(names) for names in pages] == [3, 3, 2]
+    assert sorted(name for names in pages for name in names) == [
+        "alerts",
+        "c0",
+        "c1",
+        "c2",
+        "c3",
+        "c4",
+        "digests",
+        "other",
+    ]
+
+    slack.revoke("groups:read")
+    with pytest.raises(SlackApiError) as e:
+        await client.conversations_list(types="private_channel")
+    assert (e.value.response["error"], e.value.response["needed"]) == (
+        "missing_scope",
+        "groups:read",
+    )
+
+
+async def test_scopes_come_from_the_manifest_and_are_announced(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    answer = await client.auth_test()
+    granted = set(answer.headers["x-oauth-scopes"].split(", "))
+    assert {"chat:write", "chat:write.public", "channels:join"} <= granted
+
+    slack.revoke("chat:write.public")
+    with pytest.raises(SlackApiError, match="not_in_channel"):
+        await client.chat_postMessage(channel="#other", text="no longer allowed")
+    slack.revoke("channels:join")
+    with pytest.raises(SlackApiError) as e:
+        await client.conversations_join(channel=derive_channel_id("other"))
+    assert e.value.response["needed"] == "channels:join"
+    assert "chat:write" in e.value.response["provided"].split(",")
+
+
+async def test_app_level_tokens_only_open_socket_mode_connections(slack: FakeSlack) -> None:
+    app_client = AsyncWebClient(token=DEFAULT_APP_TOKEN, base_url=slack.api_url)
+    with pytest.raises(SlackApiError, match="not_allowed_token_type"):
+        await app_client.chat_postMessage(channel="#alerts", text="t")
+    bot_client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+    with pytest.raises(SlackApiError, match="not_allowed_token_type"):
+        await bot_client.apps_connections_open(app_token=slack.token)
+
+
+async def test_too_much_text_in_blocks_is_refused(slack: FakeSlack, client: AsyncWebClient) -> None:
+    blocks = [section("x" * 3000) for _ in range(4)]
+    with pytest.raises(SlackApiError, match="msg_blocks_too_long"):
+        await client.chat_postMessage(channel="#alerts", text="t", blocks=blocks)
+    await client.chat_postMessage(channel="#alerts", text="t", blocks=blocks[:3])
 
 
 async def test_misc_methods(slack: FakeSlack, client: AsyncWebClient) -> None:
     auth = await client.auth_test()
-    user = await client.users_info(user="U0ALICE01")
     ephemeral = await client.chat_postEphemeral(channel="#alerts", user="U0ALICE01", text="psst")
     opened = await client.views_open(trigger_id="t.1", view=_modal("Add note"))
     updated = await client.views_update(view_id=opened["view"]["id"], view=_modal("Saved"))
@@ -268,7 +390,6 @@ async def test_misc_methods(slack: FakeSlack, client: AsyncWebClient) -> None:
         await client.views_open(trigger_id="t.2", view=_modal("x" * 25))
 
     assert auth["user_id"] == "U0FAKEBOT"
-    assert user["user"]["id"] == "U0ALICE01"
     assert slack.ephemerals[0]["message_ts"] == ephemeral["message_ts"]
     assert updated["view"]["title"]["text"] == "Saved"
     assert [v["view"]["title"]["text"] for v in slack.views] == ["Saved"]
@@ -285,7 +406,7 @@ def _modal(title: str) -> dict[str, Any]:
 
 async def test_files_upload_v2_records_the_bytes(slack: FakeSlack, client: AsyncWebClient) -> None:
     await client.files_upload_v2(
-        channel=slack.channel_id("#digests"),
+        channel=ALERTS,
         file=PNG,
         filename="trend.png",
         title="7-day trend",
@@ -295,7 +416,7 @@ async def test_files_upload_v2_records_the_bytes(slack: FakeSlack, client: Async
     [shared] = slack.files
     assert shared["bytes"] == PNG
     assert (shared["name"], shared["title"]) == ("trend.png", "7-day trend")
-    assert shared["channel"] == slack.channel_id("#digests")
+    assert shared["channel"] == ALERTS
     assert shared["initial_comment"] == "Weekly digest"
     assert [c.method for c in slack.calls] == [
         "files.getUploadURLExternal", "upload", "files.completeUploadExternal",
@@ -372,7 +493,7 @@ async def test_dropped_connection_is_retried_by_the_connection_error_handler(
 
 async def test_time_based_failures_follow_the_clock_hook() -> None:
     clock = ManualClock()
-    with FakeSlack(clock=clock, rate_limit_per_channel_per_sec=1) as slack:
+    with FakeSlack(clock=clock, rate_limit_per_channel_per_sec=1, channels=["#a", "#b"]) as slack:
         client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
         await client.chat_postMessage(channel="#a", text="1")
         with pytest.raises(SlackApiError) as e:
@@ -464,7 +585,7 @@ def test_standalone_process_serves_until_stdin_closes() -> None:
         assert proc.stdout is not None and proc.stdin is not None
         api_url = proc.stdout.readline().strip()
         WebClient(token="xoxb-test-token", base_url=api_url).chat_postMessage(
-            channel="#a", text="t"
+            channel="#general", text="t"
         )
         with urllib.request.urlopen(api_url.replace("/api/", "/_fake/state"), timeout=5) as r:
             state = json.load(r)

@@ -174,7 +174,7 @@ async def test_slack_failure_releases_the_period_for_the_next_try(
     sessions: sessionmaker[Session], registered_app: RegisteredApp
 ) -> None:
     add_day_of_events(sessions, registered_app, MONDAY)
-    with FakeSlack(missing_channels=["#quality"]) as slack:
+    with FakeSlack(channels=["#general"]) as slack:  # #quality does not exist yet
         daily = poster(sessions, slack, TUESDAY_11)
         failed = await daily.post_kind(PeriodKind.DAILY)
         assert (failed.outcome, failed.detail) == (Outcome.FAILED, "channel_not_found")

@@ -38,7 +38,8 @@ from bot.alerts.metrics import (
 )
 from bot.alerts.preview import block_kit_builder_url, message_as_text
 from bot.alerts.redaction import Redactor
-from bot.slack.errors import SLACK_CALL_ERRORS, failure_reason, is_permanent
+from bot.slack.channels import Channels, label
+from bot.slack.errors import SLACK_CALL_ERRORS, failure_detail, failure_reason, is_permanent
 from bot.slack.history import find_posted, thread_metadata
 from bot.slack.pacing import CURRENT_CHANNEL, ChannelPacer
 from storage import alerts as outbox
@@ -70,12 +71,13 @@ class DeliveryPolicy:
 
 
 class DeliveryError(Exception):
-    """A failed delivery with the reason that decides retry or give up."""
+    """A failed delivery with the reason that decides retry or give up, and what to do."""
 
-    def __init__(self, reason: str, *, permanent: bool) -> None:
+    def __init__(self, reason: str, *, permanent: bool, detail: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        self.detail = detail or reason
 
 
 @dataclass
@@ -90,8 +92,20 @@ class DeliveryWorker:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     console: Callable[[str], None] = print
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
+    channels: Channels | None = None  # made from `client` when not given
     _wake: asyncio.Event | None = field(default=None, init=False)
+    _reported: set[str] = field(default_factory=set, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.channels is None and self.client is not None:
+            self.channels = Channels(self.client, self.sessions, self.clock)
+
+    @property
+    def _channels(self) -> Channels:
+        if self.channels is None:
+            raise RuntimeError("no Slack client: preview mode posts nothing")
+        return self.channels
 
     async def _db(self, work: Callable[[Session], Any]) -> Any:
         return await transact_in_thread(self.sessions, work)
@@ -196,24 +210,18 @@ class DeliveryWorker:
         self, alert: ClaimedAlert, message: AlertMessage, client: AsyncWebClient
     ) -> tuple[str, str]:
         """Post the parent (unless it is there already) and the replies still missing."""
-        channel = alert.channel or self.default_channel
-        if not channel:
+        configured = alert.channel or self.default_channel
+        if not configured:
             raise DeliveryError("no_channel", permanent=True)
         ts, channel_id, replies_done = alert.slack_ts, alert.slack_channel_id, alert.replies_posted
-        if alert.reconcile and ts is None:
-            found = await self._find_parent(alert, channel, client)
-            if found is not None:
-                channel_id, ts = found
-                logger.info("alert %d was posted before a restart; not posting again", alert.id)
-        if alert.reconcile and ts is not None and channel_id is not None:
-            replies_done = max(
-                replies_done, await self._count_replies(alert, channel_id, ts, client)
-            )
+        if alert.reconcile:
+            channel_id, ts, replies_done = await self._reconcile(alert, configured, client)
         if ts is None or channel_id is None:
+            known = channel_id or await self._call(self._channels.known, configured)
             response = await self._post_message(
                 client,
-                channel,
-                channel=channel,
+                configured,
+                channel=known or configured,  # a name works here, and the answer gives the id
                 text=message.text,
                 blocks=message.blocks,
                 metadata=message.metadata,
@@ -221,6 +229,7 @@ class DeliveryWorker:
                 unfurl_media=False,
             )
             channel_id, ts = str(response["channel"]), str(response["ts"])
+            await self._call(self._channels.learned, configured, channel_id)
         if replies_done < len(message.replies):  # remember the parent: replies resume after it
             await self._db(
                 lambda s: outbox.record_parent_posted(
@@ -230,7 +239,7 @@ class DeliveryWorker:
         for number in range(replies_done, len(message.replies)):
             await self._post_message(
                 client,
-                channel,
+                configured,
                 channel=channel_id,
                 thread_ts=ts,
                 text=message.replies[number],
@@ -250,6 +259,39 @@ class DeliveryWorker:
             )
         return channel_id, ts
 
+    async def _reconcile(
+        self, alert: ClaimedAlert, configured: str, client: AsyncWebClient
+    ) -> tuple[str, str | None, int]:
+        """After a crash: find the parent (by metadata) and count the replies already posted."""
+        channel_id = alert.slack_channel_id or await self._call(self._channels.resolve, configured)
+        ts, shown_as = alert.slack_ts, label(configured)
+        if ts is None:
+            found = await self._call(
+                self._channels.as_member,
+                channel_id,
+                lambda: find_posted(
+                    client, channel_id, since=alert.created_at,
+                    matches=lambda kind, payload: (
+                        kind == EVENT_TYPE and payload.get("event_id") == alert.event.id
+                    ),
+                ),
+                shown_as=shown_as,
+            )  # fmt: skip
+            if found is None:
+                return channel_id, None, 0
+            channel_id, ts = found
+            logger.info("alert %d was posted before a restart; not posting again", alert.id)
+        thread = await self._call(
+            self._channels.as_member,
+            channel_id,
+            lambda: thread_metadata(client, channel_id, ts),
+            shown_as=shown_as,
+        )
+        parts = [
+            int(payload.get("part", 0)) for kind, payload in thread if kind == REPLY_EVENT_TYPE
+        ]
+        return channel_id, ts, max([alert.replies_posted, *parts])
+
     async def _post_message(self, client: AsyncWebClient, pace_key: str, **kwargs: Any) -> Any:
         """chat.postMessage, paced per channel once Slack has rate-limited it."""
         await self.pacer.wait_turn(pace_key)
@@ -266,49 +308,26 @@ class DeliveryWorker:
             return await method(*args, **kwargs)
         except SLACK_CALL_ERRORS as exc:
             reason = failure_reason(exc)
-            raise DeliveryError(reason, permanent=is_permanent(reason)) from None
-
-    async def _find_parent(
-        self, alert: ClaimedAlert, channel: str, client: AsyncWebClient
-    ) -> tuple[str, str] | None:
-        """Look for this alert's message in the channel (by metadata) before posting again."""
-        known = alert.slack_channel_id or await self._read(
-            lambda s: outbox.known_channel_id(s, alert.channel)
-        )
-        found: tuple[str, str] | None = await self._call(
-            find_posted,
-            client,
-            known or channel,
-            since=alert.created_at,
-            matches=lambda kind, payload: (
-                kind == EVENT_TYPE and payload.get("event_id") == alert.event.id
-            ),
-        )
-        return found
-
-    async def _count_replies(
-        self, alert: ClaimedAlert, channel_id: str, ts: str, client: AsyncWebClient
-    ) -> int:
-        """How many parts of the thread made it before the crash."""
-        thread = await self._call(thread_metadata, client, channel_id, ts)
-        parts = [
-            int(payload.get("part", 0)) for kind, payload in thread if kind == REPLY_EVENT_TYPE
-        ]
-        return max(parts, default=0)
+            raise DeliveryError(
+                reason, permanent=is_permanent(reason), detail=failure_detail(exc)
+            ) from None
 
     async def _record_failure(self, alert: ClaimedAlert, error: DeliveryError) -> datetime | None:
         """Give up (permanent error, or out of attempts) or schedule the next attempt."""
         if error.permanent or alert.attempts >= self.policy.max_attempts:
             reason = (
-                error.reason
+                error.detail
                 if error.permanent
-                else f"gave up after {alert.attempts} attempts: {error.reason}"
+                else f"gave up after {alert.attempts} attempts: {error.detail}"
             )
             await self._db(
                 lambda s: outbox.mark_failed(s, alert.id, worker=self.name, error=reason)
             )
             ALERTS_FAILED.labels(reason=error.reason).inc()
-            logger.error(
+            # One line per cause, not per alert: a missing invitation fails every alert of it.
+            log = logger.error if reason not in self._reported else logger.debug
+            self._reported.add(reason)
+            log(
                 "alert %d (event %s) failed for good: %s; see `downvote alerts failed`",
                 alert.id,
                 alert.event.external_id,

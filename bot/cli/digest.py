@@ -48,7 +48,7 @@ def digest(
         settings, make_sessionmaker(engine), config, slack_client_for(settings)
     )
     try:
-        result = asyncio.run(poster.post(kind, period, force=force, skip_before_data=False))
+        result = asyncio.run(poster.post(kind, period, force=force, skip_without_events=False))
     finally:
         engine.dispose()
     label = f"{kind} summary for {period.first_day.isoformat()}"

@@ -44,8 +44,15 @@ async def thread_metadata(
     client: AsyncWebClient, channel_id: str, ts: str
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """(event_type, payload) of every message in the thread under `ts`, parent included."""
-    response = await client.conversations_replies(
-        channel=channel_id, ts=ts, include_all_metadata=True, limit=1000
-    )
-    messages: list[dict[str, Any]] = response.get("messages", [])
-    return [_metadata(message) for message in messages]
+    found: list[tuple[str, Mapping[str, Any]]] = []
+    cursor: str | None = None
+    for _ in range(MAX_PAGES):
+        response = await client.conversations_replies(
+            channel=channel_id, ts=ts, include_all_metadata=True, limit=200, cursor=cursor
+        )
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        found.extend(_metadata(message) for message in messages)
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            break
+    return found

@@ -27,6 +27,7 @@ URL = 3_000  # a button's url
 BLOCKS_TEXT_BUDGET = 11_000
 
 ELLIPSIS = "…"
+NOTE_RESERVE = 200  # what `spill` leaves free in each message for a "continued in thread" note
 
 
 def slack_len(text: str) -> int:
@@ -48,6 +49,26 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
+
+
+def spill(
+    blocks: Sequence[dict[str, Any]], *, budget: int = BLOCKS_TEXT_BUDGET, most: int = MAX_BLOCKS
+) -> list[list[dict[str, Any]]]:
+    """Blocks as consecutive messages that each fit Slack: the first is the message, the rest
+    follow in its thread. Each keeps a block and NOTE_RESERVE characters free for a note."""
+    messages: list[list[dict[str, Any]]] = [[]]
+    used = 0
+    for block in blocks:
+        cost = blocks_text_size([block])
+        full = len(messages[-1]) + 2 > most or used + cost + NOTE_RESERVE > budget
+        if messages[-1] and full:
+            messages.append([])
+            used = 0
+        if not messages[-1] and block.get("type") == "divider":
+            continue  # a thread part does not start with a divider
+        messages[-1].append(block)
+        used += cost
+    return messages
 
 
 def truncate(text: str, limit: int) -> str:

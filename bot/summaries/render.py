@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.config import Criterion, ShareCriterion
 from bot.slack.blocks import Block, context, divider, header, section
-from bot.slack.limits import MAX_BLOCKS, SECTION_TEXT, slack_len, truncate
+from bot.slack.limits import SECTION_TEXT, slack_len, spill, truncate
 from bot.slack.mrkdwn import duration, escape, message_link, one_line
 from bot.summaries.chart import trend_chart_png
 from bot.summaries.formatting import (
@@ -222,15 +222,35 @@ def _fallback(title: str, criteria: Sequence[Verdict], downvotes: int) -> str:
     return f"{title}: {met} of {len(judged)} criteria met, {downvotes:,} downvotes"
 
 
-def daily_summary_blocks(
+@dataclass(frozen=True)
+class SlackSummary:
+    """A summary as Slack messages: the message itself, then what did not fit, in its thread."""
+
+    text: str
+    blocks: list[Block]
+    parts: list[list[Block]]
+
+
+def _slack_summary(text: str, blocks: list[Block]) -> SlackSummary:
+    """Whatever does not fit one message (50 blocks, the total text budget) follows in the
+    thread, in order: nothing is cut."""
+    first, *rest = spill(blocks)
+    if rest:
+        plural = "s" if len(rest) > 1 else ""
+        note = f"_Continued in the thread ({len(rest)} more part{plural})._"
+        first = [*first, context([note], verbatim=False)]
+    return SlackSummary(text, first, rest)
+
+
+def daily_summary_message(
     summary: DailySummary, *, permalink: Permalink = message_link
-) -> tuple[str, list[Block]]:
-    """(notification text, blocks) for chat.postMessage."""
+) -> SlackSummary:
+    """The daily summary for chat.postMessage (and its thread, if it is long)."""
     title = _daily_title(summary)
     sections = _daily_sections(summary, _Markup(slack=True, permalink=permalink))
     footer = f"Days run midnight to midnight, {summary.period.tz.key}."
     fallback = _fallback(title, [c.verdict for c in summary.criteria], summary.counts.downvotes)
-    return fallback[:MAX_FALLBACK_CHARS], _blocks(title, sections, footer)
+    return _slack_summary(fallback[:MAX_FALLBACK_CHARS], _blocks(title, sections, footer))
 
 
 def daily_summary_text(summary: DailySummary, *, permalink: Permalink = message_link) -> str:
@@ -239,15 +259,15 @@ def daily_summary_text(summary: DailySummary, *, permalink: Permalink = message_
     return _console_text(_daily_title(summary), sections)
 
 
-def weekly_digest_blocks(
+def weekly_digest_message(
     digest: WeeklyDigest, *, permalink: Permalink = message_link
-) -> tuple[str, list[Block]]:
-    """(notification text, blocks) for chat.postMessage; the chart follows in the thread."""
+) -> SlackSummary:
+    """The weekly digest for chat.postMessage; its overflow and the chart follow in the thread."""
     title = _weekly_title(digest)
     sections = _weekly_sections(digest, _Markup(slack=True, permalink=permalink))
     footer = f"Weeks run Monday to Sunday, {digest.period.tz.key}."
     fallback = _fallback(title, [t.verdict for t in digest.criteria], digest.counts.downvotes)
-    return fallback[:MAX_FALLBACK_CHARS], _blocks(title, sections, footer)
+    return _slack_summary(fallback[:MAX_FALLBACK_CHARS], _blocks(title, sections, footer))
 
 
 def weekly_digest_text(digest: WeeklyDigest, *, permalink: Permalink = message_link) -> str:
@@ -291,7 +311,7 @@ def _blocks(title: str, sections: Sequence[_Section], footer: str) -> list[Block
         for text in _section_texts(f"*{part.title}*", part.lines):
             blocks.append(section(text, verbatim=False))
     blocks.append(context([footer], verbatim=False))
-    return _at_most(blocks, MAX_BLOCKS)
+    return blocks
 
 
 def _section_texts(title: str, lines: Sequence[str], limit: int = SECTION_TEXT) -> list[str]:
@@ -307,11 +327,3 @@ def _section_texts(title: str, lines: Sequence[str], limit: int = SECTION_TEXT) 
             current = f"{current}\n{line}"
     texts.append(current)
     return texts
-
-
-def _at_most(blocks: list[Block], limit: int) -> list[Block]:
-    if len(blocks) <= limit:
-        return blocks
-    kept = blocks[: limit - 1]
-    note = f"…{len(blocks) - len(kept)} more blocks not shown (see `downvote digest --dry-run`)."
-    return [*kept, context([note], verbatim=False)]

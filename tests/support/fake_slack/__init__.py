@@ -3,16 +3,19 @@
 from tests.support.fake_slack.blocks import validate_blocks, validate_view
 from tests.support.fake_slack.fake import (
     BOT_USER_ID,
+    DEFAULT_APP_TOKEN,
     DEFAULT_TOKEN,
     Call,
     FakeSlack,
     ManualClock,
     Outcome,
-    derive_channel_id,
 )
+from tests.support.fake_slack.workspace import DEFAULT_PUBLIC_CHANNELS, derive_channel_id
 
 __all__ = [
     "BOT_USER_ID",
+    "DEFAULT_APP_TOKEN",
+    "DEFAULT_PUBLIC_CHANNELS",
     "DEFAULT_TOKEN",
     "Call",
     "FakeSlack",

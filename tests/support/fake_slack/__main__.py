@@ -11,6 +11,7 @@ import sys
 import threading
 
 from tests.support.fake_slack.fake import DEFAULT_TOKEN, FakeSlack
+from tests.support.fake_slack.workspace import DEFAULT_PUBLIC_CHANNELS
 
 
 def _stdin_is_pipe() -> bool:
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--token", action="append", help=f"valid token (repeatable; default {DEFAULT_TOKEN})"
     )
+    parser.add_argument(
+        "--channel", action="append", default=[], help="one more public channel (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     done = threading.Event()
@@ -37,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: done.set())
     fake = FakeSlack(
         tokens=args.token or (DEFAULT_TOKEN,),
+        channels=[*DEFAULT_PUBLIC_CHANNELS, *args.channel],
         latency_ms=args.latency_ms,
         rate_limit_per_channel_per_sec=args.rate_limit_per_channel_per_sec,
         host=args.host,

@@ -8,6 +8,18 @@ from typing import Any
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
+MAX_BLOCKS_TEXT_CHARS = 12_000
+
+
+def blocks_text_chars(value: Any) -> int:
+    """Characters in every string of a block tree (what msg_blocks_too_long is about)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(blocks_text_chars(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(blocks_text_chars(item) for item in value)
+    return 0
 
 
 _ANY_TEXT = ("plain_text", "mrkdwn")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import hashlib
 import json
 import math
 import re
@@ -25,10 +24,25 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qsl
 
-from tests.support.fake_slack.blocks import validate_blocks, validate_view
+from tests.support.fake_slack.blocks import (
+    MAX_BLOCKS_TEXT_CHARS,
+    blocks_text_chars,
+    validate_blocks,
+    validate_view,
+)
 from tests.support.fake_slack.server import Reply, Request, Server
+from tests.support.fake_slack.workspace import (
+    DEFAULT_PUBLIC_CHANNELS,
+    ID_RE,
+    SlackError,
+    Workspace,
+    channel_name,
+    derive_channel_id,
+)
 
 DEFAULT_TOKEN = "xoxb-test-token"
+DEFAULT_APP_TOKEN = "xapp-1-A0FAKEAPP-1-test"
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 BOT_USER_ID = "U0FAKEBOT"
 BOT_ID = "B0FAKEBOT"
 TEAM_ID = "T0FAKETEAM"
@@ -42,7 +56,6 @@ _API_PREFIX = "/api/"
 _UPLOAD_PREFIX = "/upload/v1/"
 _RESPONSE_URL_PREFIX = "/actions/"
 _CONTROL_PREFIX = "/_fake/"
-_ID_RE = re.compile(r"^[CGDU][A-Z0-9]{6,}$")
 _USER_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
@@ -59,15 +72,6 @@ class Outcome(NamedTuple):
     method: str
     status: int
     error: str | None
-
-
-class SlackError(Exception):
-    """A Slack API error: answered as HTTP 200 ``{"ok": false, "error": ...}`` like Slack does."""
-
-    def __init__(self, error: str, **extra: Any) -> None:
-        super().__init__(error)
-        self.error = error
-        self.extra = extra
 
 
 class _RateLimited(Exception):
@@ -139,11 +143,6 @@ def _decode_cursor(cursor: Any) -> int:
         raise SlackError("invalid_cursor") from None
 
 
-def derive_channel_id(name: str) -> str:
-    """Map a channel name to a stable fake id, so every process agrees on it."""
-    return "C" + hashlib.sha1(name.encode()).hexdigest()[:10].upper()
-
-
 def _content(params: Params) -> Params:
     """Parse and validate a message's text, blocks, attachments and metadata like Slack does."""
     content: Params = {}
@@ -158,6 +157,11 @@ def _content(params: Params) -> Params:
         problems = validate_blocks(blocks)
         if problems:
             raise SlackError("invalid_blocks", errors=problems)
+        # Slack also refuses a message whose blocks carry too much text in all: "12,000 text
+        # characters with a buffer for block containers" (Slack staff); observed from about
+        # 11,300 characters. Counted here over every string in the blocks.
+        if blocks_text_chars(blocks) > MAX_BLOCKS_TEXT_CHARS:
+            raise SlackError("msg_blocks_too_long")
         content["blocks"] = blocks
     if params.get("attachments") is not None:
         attachments = _json_param(params, "attachments", "invalid_attachments")
@@ -222,9 +226,11 @@ class FakeSlack:
         self,
         *,
         tokens: Iterable[str] = (DEFAULT_TOKEN,),
-        channels: Iterable[str] | None = None,
-        missing_channels: Iterable[str] = (),
-        not_in_channels: Iterable[str] = (),
+        channels: Iterable[str] = DEFAULT_PUBLIC_CHANNELS,
+        private_channels: Iterable[str] = (),
+        member_of: Iterable[str] = (),
+        scopes: Iterable[str] | None = None,
+        app_tokens: Iterable[str] = (DEFAULT_APP_TOKEN,),
         latency_ms: float = 0.0,
         rate_limit_per_channel_per_sec: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -244,10 +250,11 @@ class FakeSlack:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
-        self._names: dict[str, str] = {}  # channel id -> name, for ids derived from names
-        self._existing = None if channels is None else {self.channel_id(c) for c in channels}
-        self._missing = {self.channel_id(c) for c in missing_channels}
-        self._not_member = {self.channel_id(c) for c in not_in_channels}
+        self.app_tokens = frozenset(app_tokens)
+        self.socket_mode: Any = None  # a SocketModeServer, for apps.connections.open
+        self.workspace = Workspace(
+            public=channels, private=private_channels, member_of=member_of, scopes=scopes
+        )
 
         self._latency_s = latency_ms / 1000
         self._faults: list[_Rule] = []
@@ -279,11 +286,14 @@ class FakeSlack:
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "conversations.info": self._conversations_info,
+            "conversations.join": self._conversations_join,
+            "conversations.list": self._conversations_list,
             "views.open": self._views_open,
             "views.update": self._views_update,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "users.info": self._users_info,
+            "apps.connections.open": self._apps_connections_open,
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -343,55 +353,38 @@ class FakeSlack:
     # -- channels ----------------------------------------------------------------------------
 
     def channel_id(self, channel: str) -> str:
-        """Resolve "#name", "name" or an id to the channel id the fake uses for it."""
-        raw = channel.strip().lstrip("#")
-        if _ID_RE.match(raw):
-            return raw
-        name = raw.lower()
-        channel_id = derive_channel_id(name)
-        self._names.setdefault(channel_id, name)
-        return channel_id
+        """The id of a channel of the workspace, given "#name", "name" or its id."""
+        if ID_RE.match(channel.strip()):
+            return channel.strip()
+        return derive_channel_id(channel_name(channel))
 
-    def add_channel(self, channel: str) -> None:
-        """Make a channel exist (and the bot a member), e.g. after it was missing."""
+    def add_channel(self, channel: str, *, private: bool = False, member: bool = False) -> None:
+        """Create a channel (again); by default public, and the bot not in it."""
         with self._lock:
-            channel_id = self.channel_id(channel)
-            self._missing.discard(channel_id)
-            self._not_member.discard(channel_id)
-            if self._existing is not None:
-                self._existing.add(channel_id)
+            self.workspace.add(channel, private=private, member=member)
 
     def remove_channel(self, channel: str) -> None:
-        """Make calls to a channel fail with ``channel_not_found`` from now on."""
+        """Delete a channel: calls naming it fail with ``channel_not_found`` from now on."""
         with self._lock:
-            self._missing.add(self.channel_id(channel))
+            self.workspace.by_name(channel).exists = False
 
     def set_member(self, channel: str, is_member: bool) -> None:
-        """Choose whether posting to an existing channel fails with ``not_in_channel``."""
+        """Invite the bot to a channel (or remove it), as a member of the channel would."""
         with self._lock:
-            channel_id = self.channel_id(channel)
-            if is_member:
-                self._not_member.discard(channel_id)
-            else:
-                self._not_member.add(channel_id)
+            self.workspace.by_name(channel).member = is_member
 
-    def _resolve(self, params: Params, key: str = "channel") -> str:
-        raw = params.get(key)
-        if not raw or not isinstance(raw, str):
-            raise SlackError("channel_not_found")
-        channel_id = self.channel_id(raw)
-        exists = channel_id not in self._missing and (
-            self._existing is None or channel_id in self._existing or channel_id[0] in "DU"
-        )
-        if not exists:
-            raise SlackError("channel_not_found")
-        return channel_id
+    def is_member(self, channel: str) -> bool:
+        with self._lock:
+            return self.workspace.by_name(channel).member
 
-    def _member_channel(self, params: Params, key: str = "channel") -> str:
-        channel_id = self._resolve(params, key)
-        if channel_id in self._not_member:
-            raise SlackError("not_in_channel")
-        return channel_id
+    def grant(self, *scopes: str) -> None:
+        """Reinstall the app with more scopes."""
+        with self._lock:
+            self.workspace.scopes = self.workspace.scopes | set(scopes)
+
+    def revoke(self, *scopes: str) -> None:
+        with self._lock:
+            self.workspace.scopes = self.workspace.scopes - set(scopes)
 
     # -- failure injection -------------------------------------------------------------------
 
@@ -717,14 +710,21 @@ class FakeSlack:
                 return self._receive_upload(params["file_id"], request.body)
             if name == "response_url":
                 return self._receive_response(params)
-            return Reply.json({"ok": True, **self._call_method(name, params, request.headers)})
+            answer = self._call_method(name, params, request.headers)
+            return Reply.json({"ok": True, **answer}, headers=self._scope_headers())
         except SlackError as e:
-            return Reply.json({"ok": False, "error": e.error, **e.extra})
+            return Reply.json(
+                {"ok": False, "error": e.error, **e.extra}, headers=self._scope_headers()
+            )
         except _RateLimited as e:
             return _rate_limited_reply(e.retry_after)
         except Exception:
             traceback.print_exc()
             return Reply.json({"ok": False, "error": "fake_slack_bug"}, status=500)
+
+    def _scope_headers(self) -> dict[str, str]:
+        """ "X-OAuth-Scopes lists the scopes your token has authorized", on every answer."""
+        return {"x-oauth-scopes": ", ".join(sorted(self.workspace.scopes))}
 
     def _call_method(self, name: str, params: Params, headers: dict[str, str]) -> Params:
         handler = self._methods.get(name)
@@ -736,8 +736,12 @@ class FakeSlack:
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else params.get("token")
         if not token:
             raise SlackError("not_authed")
-        if token not in self.tokens:
+        if token not in self.tokens | self.app_tokens:
             raise SlackError("invalid_auth")
+        # An app-level token (xapp-) opens Socket Mode connections and does nothing else; a
+        # bot token cannot open them: "not_allowed_token_type".
+        if (token in self.app_tokens) != (name in APP_TOKEN_METHODS):
+            raise SlackError("not_allowed_token_type")
         with self._changed:
             result = handler(params)
             self._bump()
@@ -839,7 +843,9 @@ class FakeSlack:
         }
 
     def _chat_post_message(self, params: Params) -> Params:
-        channel_id = self._member_channel(params)
+        channel = self.workspace.find(params.get("channel"), names=True)
+        self.workspace.post_allowed(channel)
+        channel_id = channel.id
         content = _content(params)
         if not (content.get("text") or content.get("blocks") or content.get("attachments")):
             raise SlackError("no_text")
@@ -859,7 +865,11 @@ class FakeSlack:
         }
 
     def _chat_update(self, params: Params) -> Params:
-        channel_id = self._member_channel(params)
+        # "Channel containing the message to be updated": an id (Slack staff: "chat.update
+        # doesn't accept a channel name for channel argument while chat.postMessage does").
+        channel = self.workspace.find(params.get("channel"), names=False)
+        self.workspace.post_allowed(channel)
+        channel_id = channel.id
         message = self._find(channel_id, params.get("ts"))
         if message["bot_id"] != BOT_ID:
             raise SlackError("cant_update_message")
@@ -881,7 +891,9 @@ class FakeSlack:
         }
 
     def _chat_post_ephemeral(self, params: Params) -> Params:
-        channel_id = self._member_channel(params)
+        channel = self.workspace.find(params.get("channel"), names=True)
+        self.workspace.post_allowed(channel)
+        channel_id = channel.id
         if not params.get("user"):
             raise SlackError("user_not_found")
         content = _content(params)
@@ -901,7 +913,7 @@ class FakeSlack:
         return {"message_ts": message_ts}
 
     def _chat_get_permalink(self, params: Params) -> Params:
-        channel_id = self._resolve(params)
+        channel_id = self.workspace.find(params.get("channel"), names=False).id
         message = self._find(channel_id, params.get("message_ts"))
         permalink = f"{PERMALINK_BASE}/archives/{channel_id}/p{message['ts'].replace('.', '')}"
         if message["thread_ts"]:
@@ -932,8 +944,15 @@ class FakeSlack:
             "response_metadata": {"next_cursor": _encode_cursor(start + limit) if has_more else ""},
         }
 
+    def _readable(self, params: Params) -> str:
+        """A channel id whose history the bot may read: id, scope and membership checked."""
+        channel = self.workspace.find(params.get("channel"), names=False)
+        self.workspace.require_read(channel, "channels:history", "groups:history")
+        self.workspace.require_member(channel)
+        return channel.id
+
     def _conversations_history(self, params: Params) -> Params:
-        channel_id = self._member_channel(params)
+        channel_id = self._readable(params)
         # Like Slack, thread replies appear only in conversations.replies (unless broadcast).
         top_level = [
             m
@@ -943,7 +962,7 @@ class FakeSlack:
         return {**self._page(top_level[::-1], params, default_limit=100), "pin_count": 0}
 
     def _conversations_replies(self, params: Params) -> Params:
-        channel_id = self._member_channel(params)
+        channel_id = self._readable(params)
         ts = str(params.get("ts", ""))
         parent = self._by_key.get((channel_id, ts))
         if parent is None:
@@ -952,19 +971,54 @@ class FakeSlack:
         thread = [
             m for m in self._by_channel[channel_id] if m["ts"] == root or m["thread_ts"] == root
         ]
+        # "limit: The maximum number of items to return. Fewer than the requested number of
+        # items may be returned": Slack pages long threads, so a reader must follow the cursor.
         return self._page(thread, params, default_limit=1000)
 
     def _conversations_info(self, params: Params) -> Params:
-        channel_id = self._resolve(params)
-        name = self._names.get(channel_id, channel_id.lower())
+        channel = self.workspace.find(params.get("channel"), names=False)
+        self.workspace.require_read(channel, "channels:read", "groups:read")
+        return {"channel": channel.info()}
+
+    def _conversations_join(self, params: Params) -> Params:
+        """ "channels:join: Join public channels in a workspace"; private channels are joined only
+        by invitation ("method_not_supported_for_channel_type")."""
+        channel = self.workspace.find(params.get("channel"), names=False)
+        self.workspace.require("channels:join")
+        if channel.private:
+            raise SlackError("method_not_supported_for_channel_type")
+        if channel.archived:
+            raise SlackError("is_archived")
+        already = channel.member
+        channel.member = True
+        answer: Params = {"channel": channel.info()}
+        if already:
+            answer["warning"] = "already_in_channel"
+        return answer
+
+    def _conversations_list(self, params: Params) -> Params:
+        """Public channels need channels:read; private ones groups:read, and only those the bot
+        is in are listed ("private channels your app has been added to")."""
+        types = {t.strip() for t in str(params.get("types") or "public_channel").split(",")}
+        if "public_channel" in types:
+            self.workspace.require("channels:read")
+        if "private_channel" in types:
+            self.workspace.require("groups:read")
+        exclude_archived = _flag(params.get("exclude_archived", False))
+        listed = [
+            channel.info()
+            for channel in self.workspace.channels.values()
+            if channel.exists
+            and ("private_channel" if channel.private else "public_channel") in types
+            and (channel.member or not channel.private)
+            and not (exclude_archived and channel.archived)
+        ]
+        limit = max(1, min(_int_param(params, "limit", 100), 1000))
+        start = _decode_cursor(params.get("cursor"))
+        more = start + limit < len(listed)
         return {
-            "channel": {
-                "id": channel_id,
-                "name": name,
-                "is_channel": True,
-                "is_archived": False,
-                "is_member": channel_id not in self._not_member,
-            }
+            "channels": listed[start : start + limit],
+            "response_metadata": {"next_cursor": _encode_cursor(start + limit) if more else ""},
         }
 
     def _views_open(self, params: Params) -> Params:
@@ -1019,6 +1073,7 @@ class FakeSlack:
         }
 
     def _files_get_upload_url(self, params: Params) -> Params:
+        self.workspace.require("files:write")
         if not params.get("filename"):
             raise SlackError("invalid_arguments", detail="filename is required")
         length = _int_param(params, "length", -1)
@@ -1039,13 +1094,14 @@ class FakeSlack:
         }
 
     def _files_complete_upload(self, params: Params) -> Params:
+        self.workspace.require("files:write")
         items = _json_param(params, "files", "invalid_arguments")
         if not isinstance(items, list) or not items:
             raise SlackError("invalid_arguments", detail="files must be a non-empty JSON array")
         raw_channels = [c for c in str(params.get("channels") or "").split(",") if c]
         if params.get("channel_id"):
             raw_channels.insert(0, params["channel_id"])
-        channel_ids = [self._member_channel({"channel": c}) for c in raw_channels]
+        channel_ids = [self._shareable(c) for c in raw_channels]
         shared = []
         for item in items:
             upload = self._uploads.get(str(item.get("id") if isinstance(item, dict) else item))
@@ -1075,7 +1131,20 @@ class FakeSlack:
             ]
         }
 
+    def _shareable(self, raw: str) -> str:
+        """files.completeUploadExternal shares only into a channel id the bot is a member of."""
+        channel = self.workspace.find(raw, names=False)
+        self.workspace.require_member(channel)
+        return channel.id
+
+    def _apps_connections_open(self, params: Params) -> Params:
+        """ "This API method uses an app-level token to generate a dynamic WebSocket URL"."""
+        if self.socket_mode is None:
+            raise SlackError("invalid_auth")  # this fake app has no Socket Mode
+        return {"url": self.socket_mode.url}
+
     def _users_info(self, params: Params) -> Params:
+        self.workspace.require("users:read")
         user = str(params.get("user", ""))
         if not _USER_RE.match(user):
             raise SlackError("user_not_found")
