@@ -38,8 +38,8 @@ from bot.summaries.queries import DailySummary, WeeklyDigest, daily_summary, wee
 from bot.summaries.render import (
     daily_summary_message,
     daily_summary_text,
-    weekly_digest_message,
     weekly_digest_chart,
+    weekly_digest_message,
 )
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
