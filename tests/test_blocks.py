@@ -110,13 +110,16 @@ def check_element(element: dict[str, Any]) -> None:
         assert element["value"] == "42" or element["value"].isdigit()
         assert len(element.get("url", "")) <= 3000
         return
-    assert element["type"] == "multi_static_select"
     assert element["action_id"] == ActionId.CATEGORIES
-    options = element["options"]
-    assert 0 < len(options) <= 100
-    for option in options:
+    for option in [*element.get("options", []), *element.get("initial_options", [])]:
         assert 0 < slack_len(option["text"]["text"]) <= 75
         assert 0 < len(option["value"]) <= 150
+    if element["type"] == "multi_external_select":  # options come from block_suggestion
+        assert "options" not in element and element["min_query_length"] == 0
+        return
+    assert element["type"] == "multi_static_select"
+    options = element["options"]
+    assert 0 < len(options) <= 100
     assert len({option["value"] for option in options}) == len(options)
     assert all(option in options for option in element.get("initial_options", []))
 
@@ -519,19 +522,43 @@ def test_control_block_ids_carry_event_id_and_change_with_state() -> None:
     assert control_ids(build(content())) == before  # deterministic
 
 
-def test_picker_caps_options_and_keeps_selected_ones() -> None:
-    many = [f"category {number:03d}" for number in range(300)]
-    msg = build(content(), TriageSnapshot(categories=("category 299",)), categories=many)
-    assert_within_limits(msg)
+def picker(msg: AlertMessage) -> dict[str, Any]:
     [select] = [
         e
         for b in msg.blocks
         if b["type"] == "actions"
         for e in b["elements"]
-        if e["type"] == "multi_static_select"
+        if e["action_id"] == ActionId.CATEGORIES
     ]
-    assert len(select["options"]) <= 100
-    assert select["initial_options"] == [select["options"][-1]]
+    return select
+
+
+def test_categories_that_do_not_fit_a_static_picker_get_a_searchable_one() -> None:
+    many = [f"category {number:03d}" for number in range(300)]
+    msg = build(content(), TriageSnapshot(categories=("category 299",)), categories=many)
+    assert_within_limits(msg)
+    select = picker(msg)
+    assert select["type"] == "multi_external_select"
+    assert [o["value"] for o in select["initial_options"]] == ["category 299"]
+
+
+def test_a_few_short_categories_stay_a_static_picker_with_every_one() -> None:
+    select = picker(build(content(), TriageSnapshot(categories=("refusal",))))
+    assert select["type"] == "multi_static_select"
+    assert [o["value"] for o in select["options"]] == list(DEFAULT_CATEGORIES)
+    assert [o["value"] for o in select["initial_options"]] == ["refusal"]
+
+
+def test_twenty_selected_long_categories_fit_within_slack_limits() -> None:
+    """Slack repeats selected options in initial_options: they count against the budget too."""
+    names = [f"{n:02d} " + "an edge case with a long descriptive name " * 2 for n in range(21)]
+    names = [name[:70] for name in names]
+    triage = TriageSnapshot(categories=tuple(names[:20]), assignee=ASSIGNEE, last_actor=ACTOR)
+    msg = build(content(prompt="p" * 50_000, comment="c" * 5000), triage, categories=names)
+    assert_within_limits(msg)
+    assert blocks_text_size(msg.blocks) <= 11_000
+    shown = {o["value"] for o in picker(msg)["initial_options"]}
+    assert shown <= set(names[:20]) and len(shown) >= 10
 
 
 def test_hostile_category_names_are_escaped_in_text() -> None:
@@ -593,3 +620,21 @@ def test_message_as_text_is_readable() -> None:
     assert "2026-11-26 10:00 UTC" in text
     assert "--- thread reply 1/" in text
     assert ZWSP not in text and "&amp;" not in text
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    names=st.lists(st.text(min_size=1, max_size=150), min_size=1, max_size=40, unique=True),
+    picked=st.integers(0, 40),
+)
+def test_any_category_selection_keeps_the_whole_alert_within_slack(
+    names: list[str], picked: int
+) -> None:
+    """Whatever the categories and however many are picked, the parent stays under ~12,000."""
+    triage = TriageSnapshot(
+        categories=tuple(names[:picked]), status=TriageStatus.RESOLVED, assignee=ASSIGNEE,
+        last_actor=ACTOR, last_action_at=NOW, notes=3,
+    )  # fmt: skip
+    msg = build(content(prompt="p" * 30_000, response="r" * 30_000), triage, categories=names)
+    assert_within_limits(msg)
+    assert blocks_text_size(msg.blocks) <= 12_000

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.config import DownvoteConfig
 from bot.service import build_service
 from bot.settings import Settings
 from storage import triage
@@ -25,8 +26,10 @@ from tests.support.signing import signed
 from tests.support.slack_payloads import (
     SIGNING_SECRET,
     block_action,
+    block_suggestion,
     button_click,
     categories_pick,
+    external_pick,
     find_element,
     signed_form,
     slash_command,
@@ -266,3 +269,35 @@ def test_slash_command_counts_and_lists_untriaged(triaging: Triaging) -> None:
     listing = triaging.client.post("/slack/events", content=body, headers=headers)
     assert "second" in listing.text and "first" not in listing.text
     assert "/archives/" in listing.text
+
+
+def test_every_one_of_many_long_categories_can_be_found_and_picked(
+    slack_settings: Settings, slack: FakeSlack, sessions: sessionmaker[Session],
+    registered_app: RegisteredApp,
+) -> None:  # fmt: skip
+    """21 categories of ~60 characters do not fit a static picker; each is still pickable."""
+    names = [
+        f"{n:02d} " + "a failure mode with a fairly long and descriptive name, too"[:57]
+        for n in range(21)
+    ]
+    config = DownvoteConfig(categories=names)
+    with TestClient(build_service(slack_settings, config=config).app) as client:
+        triaging = Triaging(slack, client, sessions, registered_app)
+        message = triaging.downvote()
+        _, select = find_element(message, "triage_categories")
+        assert select["type"] == "multi_external_select"
+        chosen: list[dict[str, Any]] = []
+        for name in names:
+            body, headers = signed_form(block_suggestion(message, name[:2], user="U0ALICE"))
+            offered = client.post("/slack/events", content=body, headers=headers).json()["options"]
+            assert [o["value"] for o in offered] == [name]  # found by what was typed
+            chosen.append(offered[0])
+        body, headers = signed_form(block_suggestion(message, "", user="U0BOB"))
+        everything = client.post("/slack/events", content=body, headers=headers).json()["options"]
+        assert [o["value"] for o in everything] == names  # an empty query lists them all
+
+        triaging.click(message, external_pick(message, chosen))
+        triaging.slack.wait_for(
+            lambda: set(triaging.snapshot(message).categories) == set(names),
+            description="all 21 categories stored",
+        )

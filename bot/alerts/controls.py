@@ -5,14 +5,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from bot.slack.blocks import Block, actions, button, context, divider
+from bot.slack.blocks import (
+    Block,
+    actions,
+    button,
+    category_option,
+    context,
+    divider,
+    usable_category,
+)
 from bot.slack.ids import ActionId, BlockId, StatusButton, control_block_id
-from bot.slack.limits import MAX_OPTIONS, OPTION_TEXT, OPTION_VALUE, slack_len, truncate
+from bot.slack.limits import MAX_OPTIONS, blocks_text_size, truncate
 from bot.slack.mrkdwn import escape, inline, mention, one_line, slack_date
 from storage.states import TriageStatus
 from storage.triage import TriageSnapshot
 
-OPTIONS_TEXT_BUDGET = 2_500  # picker options (text, value, type), selected ones first
+STATIC_PICKER_BUDGET = 2_500  # options and initial options of a static picker, all strings
+INITIAL_OPTIONS_BUDGET = 3_000  # selected options shown by a searchable picker
 STATE_CATEGORIES_CHARS = 600  # category list in the state line
 
 STATUS_LABELS = {
@@ -63,46 +72,49 @@ def _triage_buttons(event_id: int, triage: TriageSnapshot) -> list[Block]:
 
 
 def _category_select(selected: Sequence[str], categories: Sequence[str]) -> Block | None:
-    names = _picker_names(selected, categories)
-    if not names:
+    """A static picker while every category fits one; else a searchable (external) one.
+
+    Slack repeats the selected options in `initial_options`, so both count against the
+    message's text budget; an external select keeps the list itself out of the message.
+    """
+    usable = [name for name in dict.fromkeys([*categories, *selected]) if usable_category(name)]
+    if not usable:
         return None
-    options = {name: _option(name) for name in names}
-    select: Block = {
-        "type": "multi_static_select",
-        "action_id": ActionId.CATEGORIES.value,
-        "placeholder": {"type": "plain_text", "text": "Edge-case categories"},
-        "options": list(options.values()),
-    }
-    initial = [options[name] for name in dict.fromkeys(selected) if name in options]
+    chosen = [name for name in dict.fromkeys(selected) if usable_category(name)]
+    static_cost = sum(map(_option_cost, usable)) + sum(map(_option_cost, chosen))
+    if len(usable) <= MAX_OPTIONS and static_cost <= STATIC_PICKER_BUDGET:
+        select: Block = {
+            "type": "multi_static_select",
+            "placeholder": {"type": "plain_text", "text": "Edge-case categories"},
+            "options": [category_option(name) for name in usable],
+        }
+        initial = chosen
+    else:
+        select = {
+            "type": "multi_external_select",
+            "placeholder": {"type": "plain_text", "text": "Search edge-case categories"},
+            "min_query_length": 0,  # opening the menu lists them all, selected first
+        }
+        initial = _within(chosen, INITIAL_OPTIONS_BUDGET)
+    select["action_id"] = ActionId.CATEGORIES.value
     if initial:
-        select["initial_options"] = initial
+        select["initial_options"] = [category_option(name) for name in initial]
     return select
 
 
-def _picker_names(selected: Sequence[str], categories: Sequence[str]) -> list[str]:
-    """Options in configured order; selected ones always kept within Slack's 100 / our size cap."""
-    usable = [name for name in dict.fromkeys([*categories, *selected]) if _usable_value(name)]
-    chosen = set(selected)
-    keep: set[str] = set()
-    size = 0
-    for name in sorted(usable, key=lambda name: name not in chosen):  # selected first, stable
-        cost = slack_len(name) + slack_len(_option_text(name)) + len("plain_text")
-        if len(keep) < MAX_OPTIONS and size + cost <= OPTIONS_TEXT_BUDGET:
-            keep.add(name)
-            size += cost
-    return [name for name in usable if name in keep]
+def _within(names: Sequence[str], budget: int) -> list[str]:
+    """As many names (in order) as fit `budget`; the state line still lists every one."""
+    kept: list[str] = []
+    for name in names:
+        budget -= _option_cost(name)
+        if budget < 0:
+            break
+        kept.append(name)
+    return kept
 
 
-def _usable_value(name: str) -> bool:
-    return 0 < len(name) <= OPTION_VALUE and bool(name.strip())
-
-
-def _option(name: str) -> Block:
-    return {"text": {"type": "plain_text", "text": _option_text(name)}, "value": name}
-
-
-def _option_text(name: str) -> str:
-    return truncate(escape(one_line(name)), OPTION_TEXT)
+def _option_cost(name: str) -> int:
+    return blocks_text_size([category_option(name)])
 
 
 def _triage_state(triage: TriageSnapshot) -> str:

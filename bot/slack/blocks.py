@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.slack.limits import BUTTON_TEXT, HEADER_TEXT, MAX_CONTEXT_ELEMENTS, truncate
+from bot.slack.limits import (
+    BUTTON_TEXT,
+    HEADER_TEXT,
+    MAX_CONTEXT_ELEMENTS,
+    OPTION_TEXT,
+    OPTION_VALUE,
+    truncate,
+)
+from bot.slack.mrkdwn import escape, one_line
 
 Block = dict[str, Any]
 
@@ -51,3 +59,16 @@ def button(text: str, action_id: str, value: str) -> Block:
         "text": {"type": "plain_text", "text": truncate(text, BUTTON_TEXT)},
         "value": value,
     }
+
+
+def category_option(name: str) -> Block:
+    """An option whose value is the category itself; its label is the name on one line."""
+    return {
+        "text": {"type": "plain_text", "text": truncate(escape(one_line(name)), OPTION_TEXT)},
+        "value": name,
+    }
+
+
+def usable_category(name: str) -> bool:
+    """A category Slack can carry as an option value (1 to 150 characters, not blank)."""
+    return 0 < len(name) <= OPTION_VALUE and bool(name.strip())

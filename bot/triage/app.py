@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.triage import actions, commands, views
+from bot.triage import actions, commands, suggestions, views
 from bot.triage.clicks import NotOurs
 from bot.triage.context import TriageContext, attach
 
@@ -27,6 +27,7 @@ def make_bolt_app(client: AsyncWebClient, signing_secret: str, context: TriageCo
     actions.register(app)
     views.register(app)
     commands.register(app)
+    suggestions.register(app)
     app.error(on_error)
     return app
 

@@ -130,3 +130,38 @@ def slash_command(text: str, *, user: str, channel: str = "C0FAKE") -> dict[str,
         "response_url": "https://hooks.slack.invalid/commands/T0FAKE/1/abc",
         "trigger_id": f"trigger.{time.time_ns()}",
     }
+
+
+def block_suggestion(message: dict[str, Any], value: str, *, user: str) -> dict[str, str]:
+    """What Slack sends as the user types into an external select on a message."""
+    block_id, _ = find_element(message, "triage_categories")
+    payload = {
+        "type": "block_suggestion",
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM["id"]},
+        "container": {
+            "type": "message",
+            "message_ts": message["ts"],
+            "channel_id": message["channel"],
+            "is_ephemeral": False,
+        },
+        "api_app_id": "A0FAKE",
+        "token": "legacy-verification-token",
+        "action_id": "triage_categories",
+        "block_id": block_id,
+        "value": value,
+        "team": TEAM,
+        "channel": {"id": message["channel"], "name": "alerts"},
+        "message": {"type": "message", "ts": message["ts"], "blocks": message["blocks"]},
+    }
+    return {"payload": json.dumps(payload)}
+
+
+def external_pick(message: dict[str, Any], options: list[dict[str, Any]]) -> dict[str, Any]:
+    """A block_actions pick in the searchable picker: the options Slack offered and were chosen."""
+    block_id, _ = find_element(message, "triage_categories")
+    return {
+        "type": "multi_external_select",
+        "action_id": "triage_categories",
+        "block_id": block_id,
+        "selected_options": options,
+    }
