@@ -8,10 +8,12 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -27,13 +29,15 @@ from bot.config import DownvoteConfig, load_config
 from bot.settings import Settings
 from bot.slack.blocks import Block
 from bot.slack.channels import Channels
+from bot.slack.check import check_slack
 from bot.slack.client import make_slack_client
 from bot.slack.pacing import ChannelPacer
 from bot.summaries.poster import SummaryPoster
 from bot.summaries.schedule import make_scheduler
 from bot.triage.app import make_bolt_app, mount_slack_events, socket_mode_handler
 from bot.triage.context import AlertRenderer, TriageContext
-from storage.db import make_engine, make_sessionmaker
+from storage.apps import list_apps
+from storage.db import make_engine, make_sessionmaker, read_in_thread
 from storage.events import EventView
 from storage.triage import TriageSnapshot
 from webhooks.app import create_app
@@ -79,6 +83,26 @@ def slack_client_for(
     return make_slack_client(
         settings.slack_bot_token.get_secret_value(), settings.slack_api_url, pacer=pacer
     )
+
+
+def configured_channels(settings: Settings, session: Session) -> list[str]:
+    """Every channel Downvote posts to: SLACK_CHANNEL and each app's own."""
+    own = [app.channel for app in list_apps(session) if app.channel]
+    return list(
+        dict.fromkeys([*([settings.slack_channel] if settings.slack_channel else []), *own])
+    )
+
+
+async def log_slack_problems(
+    client: AsyncWebClient, channels: Channels, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """At start: say what will not work in Slack (and how to fix it), then serve anyway."""
+    configured = await read_in_thread(sessions, lambda s: configured_channels(settings, s))
+    report = await check_slack(client, channels, configured)
+    for problem in report.problems:
+        logger.warning("Slack: %s", problem)
+    if report.ok:
+        logger.info(report.summary())
 
 
 def alert_renderer(redactor: Redactor) -> AlertRenderer:
@@ -158,7 +182,18 @@ def build_service(
     app = create_app(
         sessions,
         max_body_bytes=settings.downvote_max_body_bytes,
-        lifespan=_lifespan(worker, poster, engine, bolt, app_token),
+        lifespan=_lifespan(
+            worker,
+            poster,
+            engine,
+            bolt,
+            app_token,
+            check=(
+                partial(log_slack_problems, client, channels, settings, sessions)
+                if client is not None and channels is not None
+                else None
+            ),
+        ),
         on_downvotes_stored=lambda _count: worker.wake(),
     )
     if bolt is not None:
@@ -172,6 +207,8 @@ def _lifespan(
     engine: Engine,
     bolt: AsyncApp | None,
     app_token: str | None,
+    *,
+    check: Callable[[], Coroutine[Any, Any, None]] | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Run the delivery worker, the scheduler (and Socket Mode) for as long as the app serves."""
 
@@ -182,6 +219,7 @@ def _lifespan(
         scheduler = make_scheduler(poster, poster.config.schedule, poster.tz)
         scheduler.start()
         catch_up = asyncio.create_task(poster.post_due(), name="summaries-catch-up")
+        checked = asyncio.create_task(check(), name="slack-check") if check else None
         # Created here, inside the running loop: its aiohttp session needs one.
         socket_mode = socket_mode_handler(bolt, app_token) if bolt and app_token else None
         if socket_mode is not None:
@@ -193,6 +231,8 @@ def _lifespan(
                 await socket_mode.close_async()  # type: ignore[no-untyped-call]
             scheduler.shutdown(wait=False)
             catch_up.cancel()
+            if checked is not None:
+                checked.cancel()
             stop.set()
             await _stop_worker(delivery)
             engine.dispose()

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from bot.slack.check import REQUIRED_SCOPES
 from bot.triage.app import EVENTS_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,3 +59,13 @@ def test_urls_point_at_the_bolt_route() -> None:
     assert all(url.endswith("/slack/events") for url in urls)
     assert [c["command"] for c in data["features"]["slash_commands"]] == ["/downvote"]
     assert EVENTS_PATH == "/slack/events"
+
+
+def test_slack_check_expects_the_manifest_s_scopes() -> None:
+    """`downvote slack check` compares the granted scopes with these: they must be the same."""
+    assert set(REQUIRED_SCOPES) == set(manifest()["oauth_config"]["scopes"]["bot"])
+
+
+def test_the_category_search_is_served_by_the_bolt_route() -> None:
+    interactivity = manifest()["settings"]["interactivity"]
+    assert interactivity["message_menu_options_url"].endswith(EVENTS_PATH)

@@ -6,11 +6,13 @@ within 3 seconds; the Web API calls the handlers make still go to the HTTP fake.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -20,8 +22,9 @@ from bot.service import build_service
 from bot.settings import Settings
 from storage import triage
 from tests.support.databases import RegisteredApp
-from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack
+from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack, ManualClock
 from tests.support.fake_slack.socket_mode import SocketModeServer
+from tests.support.polling import wait_until
 from tests.support.signing import signed
 from tests.support.slack_payloads import (
     SIGNING_SECRET,
@@ -155,9 +158,39 @@ def test_reconnects_when_slack_asks_and_keeps_answering(connected: SocketModeApp
     connected.socket.wait_for_connections(2)
     assert len(connected.slack.calls_to("apps.connections.open")) == 2
     # The client closes the old connection itself before opening the new one.
-    connected.slack.wait_for(
-        lambda: connected.socket.live_connections == 1, description="one live connection"
-    )
+    wait_until(lambda: connected.socket.live_connections == 1, "the old connection to close")
 
     assert "*1* waiting for triage" in connected.command()["text"]
     connected.assert_acked_in_time()
+
+
+async def test_the_fake_says_hello_times_acks_and_checks_tickets() -> None:
+    """The fake itself, driven by a bare WebSocket client: its rules, without the app."""
+    clock = ManualClock()
+    with SocketModeServer(clock=clock) as server:
+        async with aiohttp.ClientSession() as http:
+            forged = server.url.replace("ticket=", "ticket=forged")
+            with pytest.raises(aiohttp.WSServerHandshakeError):
+                await http.ws_connect(forged)
+            async with http.ws_connect(server.url) as ws:
+                hello = await ws.receive_json(timeout=5)
+                assert hello["type"] == "hello"
+                assert hello["connection_info"] == {"app_id": "A0FAKEAPP"}
+
+                on_time = await asyncio.to_thread(server.send, "slash_commands", {"text": ""})
+                late = await asyncio.to_thread(server.send, "interactive", {"type": "x"})
+                envelopes = [await ws.receive_json(timeout=5) for _ in range(2)]
+                assert [e["envelope_id"] for e in envelopes] == [on_time, late]
+                assert all(e["accepts_response_payload"] for e in envelopes)
+                await ws.send_json({"envelope_id": on_time, "payload": {"text": "hi"}})
+                ack = await asyncio.to_thread(server.wait_for_ack, on_time)
+                assert ack == {"envelope_id": on_time, "payload": {"text": "hi"}}
+                assert server.unacked == [late]
+                clock.advance(3.5)
+                await ws.send_json({"envelope_id": late})
+                await asyncio.to_thread(server.wait_for_ack, late)
+                assert [a.envelope_id for a in server.late_acks] == [late]
+
+                await asyncio.to_thread(server.disconnect)
+                assert (await ws.receive_json(timeout=5))["reason"] == "refresh_requested"
+        assert server.connections == 1

@@ -38,7 +38,7 @@ from bot.alerts.metrics import (
 )
 from bot.alerts.preview import block_kit_builder_url, message_as_text
 from bot.alerts.redaction import Redactor
-from bot.slack.channels import Channels, label
+from bot.slack.channels import Channels, channel_fix, label
 from bot.slack.errors import SLACK_CALL_ERRORS, failure_detail, failure_reason, is_permanent
 from bot.slack.history import find_posted, thread_metadata
 from bot.slack.pacing import CURRENT_CHANNEL, ChannelPacer
@@ -218,7 +218,7 @@ class DeliveryWorker:
             channel_id, ts, replies_done = await self._reconcile(alert, configured, client)
         if ts is None or channel_id is None:
             known = channel_id or await self._call(self._channels.known, configured)
-            response = await self._post_message(
+            response = await self._post_parent(
                 client,
                 configured,
                 channel=known or configured,  # a name works here, and the answer gives the id
@@ -291,6 +291,20 @@ class DeliveryWorker:
             int(payload.get("part", 0)) for kind, payload in thread if kind == REPLY_EVENT_TYPE
         ]
         return channel_id, ts, max([alert.replies_posted, *parts])
+
+    async def _post_parent(self, client: AsyncWebClient, configured: str, **kwargs: Any) -> Any:
+        """The alert's message; a channel Slack refuses gets what to do about it."""
+        try:
+            return await self._post_message(client, configured, **kwargs)
+        except DeliveryError as error:
+            fix = channel_fix(label(configured), error.reason)
+            if fix is None:
+                raise
+            raise DeliveryError(
+                error.reason,
+                permanent=error.permanent,
+                detail=f"{error.reason} ({label(configured)}): {fix}",
+            ) from None
 
     async def _post_message(self, client: AsyncWebClient, pace_key: str, **kwargs: Any) -> Any:
         """chat.postMessage, paced per channel once Slack has rate-limited it."""

@@ -18,6 +18,7 @@ from bot.cli.digest import digest
 from bot.cli.export import export
 from bot.cli.send_test import send_test
 from bot.cli.serve import serve
+from bot.cli.slack import slack_cli
 
 cli = typer.Typer(
     help="Downvote: every thumbs-down on an LLM answer, in Slack, triaged.",
@@ -32,6 +33,7 @@ cli.command()(export)
 cli.command("send-test")(send_test)
 cli.add_typer(alerts_cli, name="alerts")
 cli.command()(digest)
+cli.add_typer(slack_cli, name="slack")
 cli.add_typer(db_cli, name="db")
 
 

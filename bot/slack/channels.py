@@ -48,6 +48,20 @@ def label(configured: str) -> str:
     return key if is_channel_id(key) else f"#{key}"
 
 
+def channel_fix(shown: str, reason: str) -> str | None:
+    """What a person must do when Slack refuses a channel for `reason`, if anything."""
+    if reason == "channel_not_found":
+        return (
+            f"not a channel Downvote can see: if it is private, /invite @Downvote in {shown}; "
+            "otherwise check the name"
+        )
+    if reason == "is_archived":
+        return "archived: unarchive it, or choose another channel"
+    if reason == "not_in_channel":
+        return f"Downvote is not in it: /invite @Downvote in {shown}"
+    return None
+
+
 class Channels:
     """The ids of configured channels, shared by delivery, summaries and `slack check`."""
 

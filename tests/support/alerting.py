@@ -27,13 +27,18 @@ FAST_RETRIES = FixedValueRetryIntervalCalculator(fixed_internal=0.01)
 
 
 def store_downvotes(
-    sessions: sessionmaker[Session], app: RegisteredApp, events: Sequence[dict[str, Any]]
+    sessions: sessionmaker[Session],
+    app: RegisteredApp,
+    events: Sequence[dict[str, Any]],
+    *,
+    channel: str | None = None,
 ) -> None:
+    """Downvotes as ingestion stores them; `channel` is the app's own, if it has one."""
     with sessions.begin() as session:
         store_events(
             session,
             app_id=app.app_id,
-            channel=None,
+            channel=channel,
             events=[
                 NewEvent(occurred_at=utc_now(), rating="down", **{"external_id": f"e{n}", **e})
                 for n, e in enumerate(events)

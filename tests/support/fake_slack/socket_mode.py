@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -43,8 +43,15 @@ class Ack(NamedTuple):
 class SocketModeServer:
     """Slack's side of Socket Mode: says hello, sends envelopes, times the app's acks."""
 
-    def __init__(self, *, app_id: str = DEFAULT_APP_ID, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        *,
+        app_id: str = DEFAULT_APP_ID,
+        host: str = "127.0.0.1",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app_id = app_id
+        self.clock = clock  # times acks; a ManualClock makes a late ack without waiting
         self._host = host
         self._port = 0
         self._lock = threading.Lock()
@@ -52,7 +59,7 @@ class SocketModeServer:
         self._tickets: set[str] = set()
         self._live: list[web.WebSocketResponse] = []  # open connections, oldest first
         self._connections = 0
-        self._sent_at: dict[str, float] = {}  # envelope_id -> monotonic time it was sent
+        self._sent_at: dict[str, float] = {}  # envelope_id -> clock() when it was sent
         self._acks: dict[str, Ack] = {}
         self._received: list[dict[str, Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -285,15 +292,16 @@ class SocketModeServer:
         "Use the envelope_id field … to send a response back to Slack acknowledging that you've
         received the event: {"envelope_id": …, "payload": … // optional}".
         """
-        arrived = time.monotonic()
+        arrived = self.clock()
         try:
-            message = json.loads(text)
+            parsed = json.loads(text)
         except json.JSONDecodeError:
-            message = {"__invalid_json__": text}
+            parsed = None
+        message: dict[str, Any] = parsed if isinstance(parsed, dict) else {"__invalid__": text}
+        envelope_id = str(message.get("envelope_id"))
         with self._changed:
             self._received.append(message)
-            envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
-            sent = self._sent_at.get(str(envelope_id))
+            sent = self._sent_at.get(envelope_id)
             if sent is not None and envelope_id not in self._acks:
                 self._acks[envelope_id] = Ack(envelope_id, message, arrived - sent)
             self._changed.notify_all()
@@ -305,7 +313,7 @@ class SocketModeServer:
             raise RuntimeError("no live Socket Mode connection to send to")
         if envelope_id is not None:
             with self._lock:
-                self._sent_at[envelope_id] = time.monotonic()
+                self._sent_at[envelope_id] = self.clock()
         await ws.send_str(json.dumps(message))
 
     async def _close_all(self, code: int) -> None:
