@@ -165,16 +165,6 @@ def release_claims(session: Session, *, worker: str, now: datetime) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def known_channel_id(session: Session, channel: str | None) -> str | None:
-    """The Slack id of a channel configured by name, learned from an earlier post."""
-    return session.scalar(
-        select(Alert.slack_channel_id)
-        .where(Alert.channel.is_(channel) if channel is None else Alert.channel == channel)
-        .where(Alert.slack_channel_id.is_not(None))
-        .limit(1)
-    )
-
-
 @dataclass(frozen=True)
 class FailedAlert:
     id: int

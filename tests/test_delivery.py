@@ -8,12 +8,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.alerts.delivery import DeliveryPolicy
-from bot.alerts.message import EVENT_TYPE, alert_message
+from bot.alerts.message import EVENT_TYPE, REPLY_EVENT_TYPE, alert_message
 from bot.alerts.redaction import Redactor
+from bot.slack.history import thread_metadata
 from storage.alerts import claim_due_alerts
 from storage.models import Alert
 from storage.records import EventFilter, event_record_dict, iter_events
@@ -209,3 +211,21 @@ async def test_parallel_workers_never_post_an_alert_twice(
         parents = [m for m in slack.messages() if m["thread_ts"] is None]
     ids = [m["metadata"]["event_payload"]["event_id"] for m in parents]
     assert len(ids) == 40 and len(set(ids)) == 40
+
+
+async def test_a_long_thread_is_read_page_by_page() -> None:
+    """Slack pages conversations.replies: a crash recovery that read one page would repost."""
+    with FakeSlack(member_of=["#alerts"]) as slack:
+        parent = slack.add_message("#alerts", "parent", user="U0FAKEBOT")
+        for part in range(1, 451):
+            slack.add_message(
+                "#alerts", f"part {part}", user="U0FAKEBOT", thread_ts=parent["ts"],
+                metadata={"event_type": REPLY_EVENT_TYPE, "event_payload": {"part": part}},
+            )  # fmt: skip
+        client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+        thread = await thread_metadata(client, parent["channel"], parent["ts"])
+        pages = slack.calls_to("conversations.replies")
+    assert [payload["part"] for kind, payload in thread if kind == REPLY_EVENT_TYPE] == list(
+        range(1, 451)
+    )
+    assert len(pages) == 3  # 200 a page

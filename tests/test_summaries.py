@@ -44,15 +44,21 @@ TUESDAY_11 = datetime(2026, 11, 24, 11, 0, tzinfo=BERLIN)
 MONDAY = date(2026, 11, 23)
 
 
-def add_day_of_events(sessions: sessionmaker[Session], app: RegisteredApp, day: date) -> None:
-    """20 rated answers on `day`: 18 up (90.00%), latencies 100..2000 ms (p95 = 1900 ms)."""
+def add_day_of_events(
+    sessions: sessionmaker[Session], app: RegisteredApp, day: date,
+    received_at: datetime | None = None, **fields: Any,
+) -> None:  # fmt: skip
+    """20 rated answers on `day`: 18 up (90.00%), latencies 100..2000 ms (p95 = 1900 ms).
+
+    Received as they happen, unless `received_at` says they were sent later.
+    """
     start = datetime(day.year, day.month, day.day, 10, tzinfo=BERLIN).astimezone(UTC)
     rows = [
         {
             "app_id": app.app_id, "external_id": f"{day}-{n}", "prompt": "p", "response": "r",
             "rating": "up" if n < 18 else "down", "latency_ms": 100.0 * (n + 1),
             "occurred_at": start + timedelta(minutes=n),
-            "received_at": start + timedelta(minutes=n),
+            "received_at": received_at or start + timedelta(minutes=n), **fields,
         }
         for n in range(20)
     ]  # fmt: skip
@@ -63,21 +69,21 @@ def add_day_of_events(sessions: sessionmaker[Session], app: RegisteredApp, day: 
 def poster(
     sessions: sessionmaker[Session], slack: FakeSlack | None, now: datetime, **kw: Any
 ) -> SummaryPoster:
+    defaults: dict[str, Any] = {"name": "test-poster", "config": CONFIG, "channel": "#quality"}
     return SummaryPoster(
         sessions=sessions,
         client=make_slack_client(slack.token, slack.api_url) if slack else None,
-        channel="#quality",
-        config=CONFIG,
         tz=BERLIN,
         clock=lambda: now,
-        **{"name": "test-poster", **kw},
+        **{**defaults, **kw},
     )
 
 
-def summary_messages(slack: FakeSlack) -> list[dict[str, Any]]:
+def summary_messages(slack: FakeSlack, kind: PeriodKind | None = None) -> list[dict[str, Any]]:
     return [
         m for m in slack.messages()
         if (m.get("metadata") or {}).get("event_type") == "downvote_summary"
+        and kind in (None, m["metadata"]["event_payload"]["kind"])
     ]  # fmt: skip
 
 
@@ -235,3 +241,110 @@ def test_service_start_posts_the_summary_missed_while_it_was_down(
                 description="the catch-up daily summary",
             )  # fmt: skip
     assert daily["metadata"]["event_payload"]["period_start"] == due.isoformat()
+
+
+async def test_events_sent_this_morning_for_yesterday_get_yesterday_s_summary(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Downvote is only told at 08:30 on Tuesday what happened on Monday: Monday still counts."""
+    tuesday_morning = datetime(2026, 11, 24, 8, 30, tzinfo=BERLIN)
+    add_day_of_events(sessions, registered_app, MONDAY, received_at=tuesday_morning)
+    with FakeSlack() as slack:
+        results = await poster(sessions, slack, TUESDAY_11).post_due()
+        [message] = summary_messages(slack)
+    assert {r.period.kind: r.outcome for r in results}[PeriodKind.DAILY] is Outcome.POSTED
+    assert message["metadata"]["event_payload"]["period_start"] == MONDAY.isoformat()
+
+
+async def test_a_failed_chart_upload_is_retried_alone(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    for offset in range(7):
+        add_day_of_events(sessions, registered_app, MONDAY + timedelta(days=offset))
+    monday_after = datetime(2026, 11, 30, 9, 5, tzinfo=BERLIN)
+    with FakeSlack() as slack:
+        slack.fail_with_status(500, methods=["files.completeUploadExternal"])
+        weekly = poster(sessions, slack, monday_after)
+        assert (await weekly.post_kind(PeriodKind.WEEKLY)).outcome is Outcome.POSTED
+        assert slack.files == []  # the digest is posted and recorded; the chart is not
+        slack.heal()
+        await weekly.post_due()  # the retry job: the chart alone
+        [digest] = summary_messages(slack, PeriodKind.WEEKLY)
+        [chart] = slack.files
+        await weekly.post_due()
+        assert len(slack.files) == 1 and len(summary_messages(slack, PeriodKind.WEEKLY)) == 1
+    assert chart["thread_ts"] == digest["ts"]
+    with sessions() as session:
+        [row] = summary_postings(session, "weekly")
+    assert (row.status, row.chart_pending) == ("posted", False)
+
+
+async def test_a_digest_too_big_for_one_message_continues_in_its_thread(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """100 criteria, 255-character feature and model names: Slack takes every part."""
+    long_feature, long_model = "f" * 254 + "F", "m" * 254 + "M"
+    for offset in range(7):
+        add_day_of_events(
+            sessions, registered_app, MONDAY + timedelta(days=offset),
+            feature=long_feature, model=long_model,
+        )  # fmt: skip
+    criteria = [
+        {"name": f"Criterion {n:03d} " + "x" * 86, "kind": "share", "condition": "rating = up",
+         "target": ">= 0.92", "min_sample": 1,
+         "filter": {"feature": long_feature, "model": long_model}}
+        for n in range(100)
+    ]  # fmt: skip
+    config = DownvoteConfig.model_validate({"criteria": criteria})
+    with FakeSlack() as slack:
+        daily = poster(sessions, slack, TUESDAY_11, config=config)
+        weekly = poster(sessions, slack, datetime(2026, 11, 30, 9, 5, tzinfo=BERLIN), config=config)
+        assert (await daily.post_kind(PeriodKind.DAILY)).outcome is Outcome.POSTED
+        assert (await weekly.post_kind(PeriodKind.WEEKLY)).outcome is Outcome.POSTED
+        refused = [o for o in slack.outcomes if o.method == "chat.postMessage" and o.error]
+        for parent in summary_messages(slack):
+            thread = slack.messages(parent["channel"], thread_ts=parent["ts"])
+            parts = [m for m in thread if m["metadata"]["event_type"] == "downvote_summary_part"]
+            assert parts, "the overflow is in the thread"
+            shown = json.dumps([parent["blocks"], *(m["blocks"] for m in parts)])
+            assert all(f"Criterion {n:03d}" in shown for n in range(100))
+    assert refused == []
+
+
+def test_a_summary_slack_refused_is_posted_once_by_the_next_digest_command(
+    settings: Settings, database_url: str, sessions: sessionmaker[Session],
+    registered_app: RegisteredApp,
+) -> None:  # fmt: skip
+    """Slack answers 500 at 09:00; `downvote digest daily` posts it; a restart does not repost."""
+    due = due_period(PeriodKind.DAILY, datetime.now(UTC), CONFIG, BERLIN).first_day
+    add_day_of_events(sessions, registered_app, due)
+    with FakeSlack() as slack:
+        slack.fail_with_status(500, methods=["chat.postMessage"])
+        failed = asyncio.run(poster(sessions, slack, datetime.now(UTC)).post_kind(PeriodKind.DAILY))
+        assert failed.outcome is Outcome.FAILED
+        slack.heal()
+        env = downvote_env(
+            database_url, DOWNVOTE_TIMEZONE="Europe/Berlin", SLACK_BOT_TOKEN=slack.token,
+            SLACK_SIGNING_SECRET="secret", SLACK_API_URL=slack.api_url, SLACK_CHANNEL="#quality",
+        )  # fmt: skip
+        posted = run_cli(env, "digest", "daily", "--date", due.isoformat())
+        assert posted.returncode == 0, posted.stderr
+        assert f"daily summary for {due.isoformat()}: posted" in posted.stdout
+        assert len(summary_messages(slack, PeriodKind.DAILY)) == 1
+
+        restarted = settings.model_copy(
+            update={
+                "slack_bot_token": SecretStr(slack.token),
+                "slack_signing_secret": SecretStr("secret"),
+                "slack_api_url": slack.api_url,
+                "slack_channel": "#quality",
+                "downvote_timezone": "Europe/Berlin",
+            }
+        )
+        service = build_service(restarted, config=CONFIG)
+        with TestClient(service.app):
+            again = asyncio.run(service.poster.post_due())
+        assert {r.period.kind: r.outcome for r in again}[PeriodKind.DAILY] is (
+            Outcome.ALREADY_POSTED
+        )
+        assert len(summary_messages(slack, PeriodKind.DAILY)) == 1

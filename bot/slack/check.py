@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from prometheus_client import Gauge
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -29,6 +30,10 @@ REQUIRED_SCOPES = {
     "files:write": "share the weekly chart",
 }
 REINSTALL = "add it under OAuth & Permissions (or paste slack-manifest.yml again) and reinstall"
+SLACK_PROBLEMS = Gauge(
+    "downvote_slack_problems",
+    "Problems the last Slack check found (token, scopes, channels): see the log or `slack check`",
+)
 
 
 @dataclass
@@ -60,6 +65,7 @@ async def check_slack(
             f"SLACK_BOT_TOKEN does not work ({failure_detail(exc)}): copy the Bot User OAuth "
             "Token (xoxb-…) from OAuth & Permissions"
         )
+        SLACK_PROBLEMS.set(len(report.problems))
         return report
     report.team, report.bot = str(auth.get("team")), f"@{auth.get('user')} ({auth.get('user_id')})"
     granted = set(re.split(r",\s*", str(auth.headers.get("x-oauth-scopes", "")))) - {""}
@@ -68,6 +74,7 @@ async def check_slack(
             report.problems.append(f"missing scope {scope} (to {purpose}): {REINSTALL}")
     for channel in dict.fromkeys(configured):
         await _check_channel(client, channels, channel, report)
+    SLACK_PROBLEMS.set(len(report.problems))
     return report
 
 
