@@ -413,3 +413,13 @@ def test_empty_week_renders(db: Session) -> None:
     assert "not enough data (n = 0, needs 20)" in text
     assert f"Median time to triage: {EN_DASH}" in text
     assert weekly_digest_chart(digest).startswith(b"\x89PNG")
+
+
+def test_the_chart_shows_at_most_twelve_criteria(db: Session) -> None:
+    build_week(db)
+    many = [{**SATISFACTION, "name": f"Criterion {n}"} for n in range(30)]
+    digest = weekly_digest(db, config_with(*many), WEEK_DAY, NEW_YORK, NOW)
+    png = weekly_digest_chart(digest)
+    height = int.from_bytes(png[20:24], "big")  # the PNG header's IHDR height
+    one = weekly_digest_chart(weekly_digest(db, config_with(SATISFACTION), WEEK_DAY, NEW_YORK, NOW))
+    assert height <= 12 * int.from_bytes(one[20:24], "big")

@@ -23,6 +23,7 @@ from bot.summaries.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
 from storage.models import FeedbackEvent
 from storage.periods import period_of
 from storage.states import PeriodKind
+from tests.support.alerting import FAST_RETRIES
 from tests.support.cli import run_cli
 from tests.support.databases import RegisteredApp, summary_postings
 from tests.support.fake_slack import FakeSlack
@@ -72,7 +73,11 @@ def poster(
     defaults: dict[str, Any] = {"name": "test-poster", "config": CONFIG, "channel": "#quality"}
     return SummaryPoster(
         sessions=sessions,
-        client=make_slack_client(slack.token, slack.api_url) if slack else None,
+        client=(
+            make_slack_client(slack.token, slack.api_url, retry_interval=FAST_RETRIES)
+            if slack
+            else None
+        ),
         tz=BERLIN,
         clock=lambda: now,
         **{**defaults, **kw},

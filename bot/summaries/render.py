@@ -38,6 +38,7 @@ Permalink = Callable[[str, str], str | None]
 
 MAX_FALLBACK_CHARS = 3000
 EXCERPT_CHARS = 140
+CHART_PANELS = 12
 NO_CRITERIA = "No criteria configured: see downvote.example.toml."
 
 
@@ -276,7 +277,12 @@ def weekly_digest_text(digest: WeeklyDigest, *, permalink: Permalink = message_l
 
 
 def weekly_digest_chart(digest: WeeklyDigest) -> bytes:
-    """PNG of each criterion's 7 days against its target; days without enough data are gaps."""
+    """PNG of each criterion's 7 days against its target; days without enough data are gaps.
+
+    The first CHART_PANELS criteria only: a taller image is unreadable in Slack (the digest's
+    text still shows every criterion's days).
+    """
+    charted = digest.criteria[:CHART_PANELS]
     series = {
         trend.criterion.name: [
             (
@@ -287,10 +293,10 @@ def weekly_digest_chart(digest: WeeklyDigest) -> bytes:
             )
             for day, result in trend.days
         ]
-        for trend in digest.criteria
+        for trend in charted
     }
-    targets = {t.criterion.name: t.criterion.target.threshold for t in digest.criteria}
-    percent = {t.criterion.name for t in digest.criteria if isinstance(t.criterion, ShareCriterion)}
+    targets = {t.criterion.name: t.criterion.target.threshold for t in charted}
+    percent = {t.criterion.name for t in charted if isinstance(t.criterion, ShareCriterion)}
     return trend_chart_png(series, targets, percent=percent)
 
 
