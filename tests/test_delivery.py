@@ -229,3 +229,30 @@ async def test_a_long_thread_is_read_page_by_page() -> None:
         range(1, 451)
     )
     assert len(pages) == 3  # 200 a page
+
+
+async def test_after_slack_channel_changes_a_crashed_alert_is_looked_for_in_the_new_one(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Recovery looks in the channel now configured, not in one an earlier alert went to."""
+    store_downvotes(sessions, registered_app, [{"prompt": "first", "response": "r"}])
+    with FakeSlack() as slack:
+        await deliver_all(make_worker(sessions, slack, channel="#alerts"), sessions)
+        store_downvotes(
+            sessions, registered_app, [{"external_id": "second", "prompt": "p", "response": "r"}]
+        )
+        [claimed] = await make_worker(sessions, slack, channel="#quality")._db(
+            lambda s: claim_due_alerts(
+                s, worker="crashed", now=utc_now(), lease=timedelta(seconds=30), limit=1
+            )
+        )
+        message = alert_message(claimed.event, categories=[], redactor=Redactor())
+        slack.add_message(  # the crashed worker had posted it to the new SLACK_CHANNEL
+            "#quality", message.text, user="U0FAKEBOT", blocks=message.blocks,
+            metadata=message.metadata,
+        )  # fmt: skip
+        with sessions.begin() as session:
+            session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
+        await deliver_all(make_worker(sessions, slack, channel="#quality", name="next"), sessions)
+        assert len(slack.messages("#quality")) == 1 and len(slack.messages("#alerts")) == 1
+    assert alert_statuses(sessions) == ["posted", "posted"]

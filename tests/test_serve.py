@@ -70,6 +70,8 @@ def test_sigkill_between_accepting_and_posting_delivers_once(
             wait_until(lambda: alert_statuses(sessions) == ["posted"], "the alert marked posted")
             assert second.terminate() == 0
         assert len(parents(slack)) == 1
+        assert slack.is_member("#alerts")  # joined to read its history; never invited
+    assert run_cli(env, "alerts", "failed").stdout.strip() == "no failed alerts"
 
 
 def test_two_replicas_post_each_of_200_downvotes_once(

@@ -109,11 +109,10 @@ class Channels:
         key = channel_key(configured)
         channel_id = await self._look_up(key)
         if channel_id is None:
-            raise ChannelProblem(
-                "not_in_channel",
-                f"{label(key)} is not a channel Downvote can see: if it is private, "
-                f"/invite @Downvote in {label(key)}; otherwise check the name",
-            )
+            # Slack hides a private channel from a bot that is not in it: it cannot be told
+            # from a channel that does not exist, so the fix names both.
+            reason = "channel_not_found"
+            raise ChannelProblem(reason, channel_fix(label(key), reason) or reason)
         await self.learned(key, channel_id)
         return channel_id
 
