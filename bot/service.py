@@ -37,6 +37,7 @@ from bot.summaries.schedule import make_scheduler
 from bot.triage.app import make_bolt_app, mount_slack_events, socket_mode_handler
 from bot.triage.context import AlertRenderer, TriageContext
 from storage.apps import list_apps
+from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import make_engine, make_sessionmaker, read_in_thread
 from storage.events import EventView
 from storage.triage import TriageSnapshot
@@ -125,9 +126,11 @@ def make_summary_poster(
     console: Callable[[str], None] = print,
     name: str | None = None,
     channels: Channels | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SummaryPoster:
     return SummaryPoster(
         channels=channels,
+        clock=clock,
         sessions=sessions,
         client=client,
         channel=settings.slack_channel,
@@ -145,15 +148,16 @@ def build_service(
     config: DownvoteConfig | None = None,
     policy: DeliveryPolicy | None = None,
     console: Callable[[str], None] = print,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Service:
     """The whole service as one ASGI app, with the delivery worker tied to its lifespan."""
     config = config or load_config(settings.config_path)
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     name = worker_name()
-    pacer = ChannelPacer()
+    pacer = ChannelPacer(clock=clock)
     client = slack_client_for(settings, pacer)
-    channels = Channels(client, sessions) if client is not None else None
+    channels = Channels(client, sessions, clock) if client is not None else None
     worker = DeliveryWorker(
         sessions=sessions,
         client=client,
@@ -166,8 +170,11 @@ def build_service(
         policy=policy
         or DeliveryPolicy(lease=timedelta(seconds=settings.downvote_alert_lease_seconds)),
         console=console,
+        clock=clock,
     )
-    poster = make_summary_poster(settings, sessions, config, client, console, name, channels)
+    poster = make_summary_poster(
+        settings, sessions, config, client, console, name, channels, clock
+    )
     bolt = None
     if worker.client is not None and settings.slack_signing_secret is not None:
         triage_context = TriageContext(
@@ -175,6 +182,7 @@ def build_service(
             default_categories=config.categories,
             render=alert_renderer(worker.redactor),
             timezone=poster.tz,
+            clock=clock,
         )
         signing_secret = settings.slack_signing_secret.get_secret_value()
         bolt = make_bolt_app(worker.client, signing_secret, triage_context)
@@ -195,6 +203,7 @@ def build_service(
             ),
         ),
         on_downvotes_stored=lambda _count: worker.wake(),
+        clock=clock,
     )
     if bolt is not None:
         mount_slack_events(app, bolt)

@@ -6,6 +6,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from bot.settings import Settings
 from storage.db import make_engine, make_sessionmaker
 from storage.migrate import upgrade
 from storage.models import Base
+from tests.support.clock import FakeClock
 from tests.support.databases import DATABASES, PG_URL, RegisteredApp, register_app
 from tests.support.server import LiveServer
 
@@ -124,3 +126,19 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# Moments when "today" and "the day that is due" are easy to get wrong: a second before midnight
+# UTC, the summary time (09:00) in the configured zone, and the night the clocks go back there.
+AWKWARD_MOMENTS = {
+    "23:59:59-UTC": (datetime(2026, 11, 24, 23, 59, 59, tzinfo=UTC), "UTC"),
+    "09:00-Berlin": (datetime(2026, 11, 24, 8, 0, tzinfo=UTC), "Europe/Berlin"),
+    "DST-Berlin": (datetime(2026, 10, 25, 1, 30, tzinfo=UTC), "Europe/Berlin"),  # 02:30 CET
+}
+
+
+@pytest.fixture(params=list(AWKWARD_MOMENTS))
+def awkward_moment(request: pytest.FixtureRequest) -> tuple[FakeClock, str]:
+    """A clock stopped at an awkward moment, and the zone DOWNVOTE_TIMEZONE names for it."""
+    at, zone = AWKWARD_MOMENTS[request.param]
+    return FakeClock(at), zone

@@ -16,12 +16,14 @@ from bot.alerts.delivery import DeliveryPolicy
 from bot.alerts.message import EVENT_TYPE, REPLY_EVENT_TYPE, alert_message
 from bot.alerts.redaction import Redactor
 from bot.slack.history import thread_metadata
+from bot.slack.pacing import ChannelPacer
 from storage.alerts import claim_due_alerts
 from storage.models import Alert
 from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.alerting import alert_statuses, make_worker, store_downvotes
+from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp
-from tests.support.fake_slack import FakeSlack, ManualClock
+from tests.support.fake_slack import FakeSlack
 from tests.support.signing import utc_now
 
 CODE = "def f(x):\n    return x < 3 && y > 2  # <!channel> <@U123> <https://evil|click> 🎉\n"
@@ -81,10 +83,10 @@ async def test_outage_then_rate_limit_delivers_each_alert_once(
 ) -> None:
     events = [{"prompt": f"p{n}", "response": "r"} for n in range(5)]
     store_downvotes(sessions, registered_app, events)
-    clock = ManualClock()  # the fake's outage lasts 30 s of this clock: nobody waits for it
+    clock = FakeClock()  # the fake's outage lasts 30 s of this clock: nobody waits for it
     with FakeSlack(clock=clock) as slack:
         slack.fail_with_status(500, for_seconds=30)
-        worker = make_worker(sessions, slack)
+        worker = make_worker(sessions, slack, pacer=ChannelPacer(clock=clock))  # Retry-After on it
         for _ in range(3):
             await worker.deliver_due()
         assert set(alert_statuses(sessions)) == {"pending"}  # Slack is down: kept, not lost

@@ -25,7 +25,8 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack, ManualClock, derive_channel_id
+from tests.support.clock import FakeClock
+from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack, derive_channel_id
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))
 MRKDWN = {"type": "mrkdwn", "text": "x"}
@@ -492,7 +493,7 @@ async def test_dropped_connection_is_retried_by_the_connection_error_handler(
 
 
 async def test_time_based_failures_follow_the_clock_hook() -> None:
-    clock = ManualClock()
+    clock = FakeClock()
     with FakeSlack(clock=clock, rate_limit_per_channel_per_sec=1, channels=["#a", "#b"]) as slack:
         client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
         await client.chat_postMessage(channel="#a", text="1")

@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.service import build_service
 from bot.settings import Settings
 from storage import triage
+from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp
-from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack, ManualClock
+from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack
 from tests.support.fake_slack.socket_mode import SocketModeServer
 from tests.support.polling import wait_until
 from tests.support.signing import signed
@@ -80,7 +81,7 @@ class SocketModeApp:
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
+    with FakeSlack(clock=FakeClock()) as fake:
         yield fake
 
 
@@ -108,8 +109,10 @@ def connected(
     socket_settings: Settings, slack: FakeSlack, socket_mode: SocketModeServer,
     sessions: sessionmaker[Session], registered_app: RegisteredApp,
 ) -> Iterator[SocketModeApp]:  # fmt: skip
-    """The service running (its lifespan opens the socket), connected once."""
-    with TestClient(build_service(socket_settings, console=lambda _text: None).app) as client:
+    """The service running (its lifespan opens the socket), connected once; its clock is the
+    fake Slack's, stopped mid-morning, so "today" never straddles a midnight."""
+    service = build_service(socket_settings, console=lambda _text: None, clock=slack.clock)
+    with TestClient(service.app) as client:
         socket_mode.wait_for_connections(1)
         yield SocketModeApp(slack, socket_mode, client, sessions, registered_app)
 
@@ -166,7 +169,7 @@ def test_reconnects_when_slack_asks_and_keeps_answering(connected: SocketModeApp
 
 async def test_the_fake_says_hello_times_acks_and_checks_tickets() -> None:
     """The fake itself, driven by a bare WebSocket client: its rules, without the app."""
-    clock = ManualClock()
+    clock = FakeClock()
     with SocketModeServer(clock=clock) as server:
         async with aiohttp.ClientSession() as http:
             forged = server.url.replace("ticket=", "ticket=forged")

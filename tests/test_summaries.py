@@ -25,6 +25,7 @@ from storage.periods import period_of
 from storage.states import PeriodKind
 from tests.support.alerting import FAST_RETRIES
 from tests.support.cli import run_cli
+from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp, summary_postings
 from tests.support.fake_slack import FakeSlack
 from tests.support.processes import downvote_env
@@ -47,13 +48,13 @@ MONDAY = date(2026, 11, 23)
 
 def add_day_of_events(
     sessions: sessionmaker[Session], app: RegisteredApp, day: date,
-    received_at: datetime | None = None, **fields: Any,
+    received_at: datetime | None = None, tz: ZoneInfo = BERLIN, **fields: Any,
 ) -> None:  # fmt: skip
     """20 rated answers on `day`: 18 up (90.00%), latencies 100..2000 ms (p95 = 1900 ms).
 
     Received as they happen, unless `received_at` says they were sent later.
     """
-    start = datetime(day.year, day.month, day.day, 10, tzinfo=BERLIN).astimezone(UTC)
+    start = datetime(day.year, day.month, day.day, 10, tzinfo=tz).astimezone(UTC)
     rows = [
         {
             "app_id": app.app_id, "external_id": f"{day}-{n}", "prompt": "p", "response": "r",
@@ -79,7 +80,7 @@ def poster(
             else None
         ),
         tz=BERLIN,
-        clock=lambda: now,
+        clock=FakeClock(now),
         **{**defaults, **kw},
     )
 
@@ -219,32 +220,28 @@ def test_digest_cli_dry_run_prints_without_slack(
 
 
 def test_service_start_posts_the_summary_missed_while_it_was_down(
-    settings: Settings, sessions: sessionmaker[Session], registered_app: RegisteredApp
-) -> None:
-    """Events from two days ago, no summary posted: starting the service posts the due one."""
-    two_days_ago = datetime.now(UTC) - timedelta(days=2)
-    add_day_of_events(sessions, registered_app, two_days_ago.astimezone(BERLIN).date())
-    due = due_period(
-        PeriodKind.DAILY, datetime.now(UTC), CONFIG, BERLIN
-    ).first_day  # yesterday after 09:00
-    with FakeSlack() as slack:
+    settings: Settings, sessions: sessionmaker[Session], registered_app: RegisteredApp,
+    awkward_moment: tuple[FakeClock, str],
+) -> None:  # fmt: skip
+    """Events on the day that is due, no summary posted: starting the service posts it."""
+    clock, zone = awkward_moment
+    due = due_period(PeriodKind.DAILY, clock.now(), CONFIG, ZoneInfo(zone)).first_day
+    add_day_of_events(sessions, registered_app, due, tz=ZoneInfo(zone))
+    with FakeSlack(clock=clock) as slack:
         connected = settings.model_copy(
             update={
                 "slack_bot_token": SecretStr(slack.token),
                 "slack_signing_secret": SecretStr("secret"),
                 "slack_api_url": slack.api_url,
                 "slack_channel": "#quality",
-                "downvote_timezone": "Europe/Berlin",
+                "downvote_timezone": zone,
             }
         )
-        with TestClient(build_service(connected, config=CONFIG).app):
+        with TestClient(build_service(connected, config=CONFIG, clock=clock).app):
             [daily] = slack.wait_for(
-                lambda: [
-                    m for m in summary_messages(slack)
-                    if m["metadata"]["event_payload"]["kind"] == "daily"
-                ],
+                lambda: summary_messages(slack, PeriodKind.DAILY),
                 description="the catch-up daily summary",
-            )  # fmt: skip
+            )
     assert daily["metadata"]["event_payload"]["period_start"] == due.isoformat()
 
 
@@ -321,11 +318,12 @@ def test_a_summary_slack_refused_is_posted_once_by_the_next_digest_command(
     registered_app: RegisteredApp,
 ) -> None:  # fmt: skip
     """Slack answers 500 at 09:00; `downvote digest daily` posts it; a restart does not repost."""
-    due = due_period(PeriodKind.DAILY, datetime.now(UTC), CONFIG, BERLIN).first_day
+    clock = FakeClock(TUESDAY_11)
+    due = due_period(PeriodKind.DAILY, clock.now(), CONFIG, BERLIN).first_day
     add_day_of_events(sessions, registered_app, due)
     with FakeSlack() as slack:
         slack.fail_with_status(500, methods=["chat.postMessage"])
-        failed = asyncio.run(poster(sessions, slack, datetime.now(UTC)).post_kind(PeriodKind.DAILY))
+        failed = asyncio.run(poster(sessions, slack, clock.now()).post_kind(PeriodKind.DAILY))
         assert failed.outcome is Outcome.FAILED
         slack.heal()
         env = downvote_env(
@@ -346,7 +344,7 @@ def test_a_summary_slack_refused_is_posted_once_by_the_next_digest_command(
                 "downvote_timezone": "Europe/Berlin",
             }
         )
-        service = build_service(restarted, config=CONFIG)
+        service = build_service(restarted, config=CONFIG, clock=clock)
         with TestClient(service.app):
             again = asyncio.run(service.poster.post_due())
         assert {r.period.kind: r.outcome for r in again}[PeriodKind.DAILY] is (

@@ -6,7 +6,9 @@ import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -18,7 +20,9 @@ from bot.config import DownvoteConfig
 from bot.service import build_service
 from bot.settings import Settings
 from storage import triage
+from storage.periods import local_midnight
 from storage.records import EventFilter, event_record_dict, iter_events
+from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp, audit_trail
 from tests.support.fake_slack import FakeSlack
 from tests.support.server import LiveServer
@@ -257,7 +261,29 @@ def test_concurrent_picks_by_two_people_both_survive(
         )  # fmt: skip
 
 
-def test_slash_command_counts_and_lists_untriaged(triaging: Triaging) -> None:
+def test_slash_command_counts_and_lists_untriaged(
+    slack_settings: Settings, sessions: sessionmaker[Session], registered_app: RegisteredApp,
+    awkward_moment: tuple[FakeClock, str],
+) -> None:  # fmt: skip
+    """ "Today" is the configured zone's day, whenever the test runs."""
+    clock, zone = awkward_moment
+    with FakeSlack(clock=clock) as slack:
+        configured = slack_settings.model_copy(
+            update={"slack_api_url": slack.api_url, "downvote_timezone": zone}
+        )
+        with TestClient(build_service(configured, clock=clock).app) as client:
+            counts_and_backlog(Triaging(slack, client, sessions, registered_app))
+        with TestClient(build_service(configured, clock=clock).app) as client:
+            # Half an hour into the next day there (not necessarily in UTC): nothing yet today.
+            local = clock.now().astimezone(ZoneInfo(zone))
+            next_midnight = local_midnight(local.date() + timedelta(days=1), ZoneInfo(zone))
+            clock.set(next_midnight + timedelta(minutes=30))
+            body, headers = signed_form(slash_command("", user="U0ALICE"))
+            later = client.post("/slack/events", content=body, headers=headers)
+            assert "*0* downvotes today" in later.text and "*1* waiting" in later.text
+
+
+def counts_and_backlog(triaging: Triaging) -> None:
     first = triaging.downvote(id="first")
     triaging.downvote(id="second")
     triaging.click(first, button_click(first, "triage_resolve"))

@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.clock import SYSTEM_CLOCK, Clock
 from webhooks.errors import install_error_handlers
 from webhooks.ingest import Ingestor
 from webhooks.routes import router
@@ -21,6 +22,7 @@ def create_app(
     max_body_bytes: int,
     lifespan: Lifespan | None = None,
     on_downvotes_stored: Callable[[int], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """Build the receiver; the caller owns the database and anything that runs beside it."""
     app = FastAPI(
@@ -29,7 +31,7 @@ def create_app(
         version="1.0",
         lifespan=lifespan,
     )
-    ingestor = Ingestor(sessions=sessions, max_body_bytes=max_body_bytes)
+    ingestor = Ingestor(sessions=sessions, max_body_bytes=max_body_bytes, clock=clock)
     if on_downvotes_stored is not None:
         ingestor.on_stored = on_downvotes_stored
     app.state.ingestor = ingestor

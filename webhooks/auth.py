@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import binascii
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from storage.apps import API_KEY, WEBHOOK_SECRET, ActiveCredential, hash_api_key
+from storage.clock import SYSTEM_CLOCK, Clock
 
 REFRESH_SECONDS = 30.0
 # A miss (e.g. a secret issued a moment ago by `apps rotate`) reloads at most this often,
@@ -44,7 +44,7 @@ class CredentialCache:
     def __init__(
         self,
         load: Callable[[datetime], list[ActiveCredential]],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._load = load
         self._clock = clock
@@ -55,17 +55,20 @@ class CredentialCache:
 
     def _refresh(self, *, min_age: float) -> bool:
         with self._lock:
-            if self._clock() - self._loaded_at < min_age:
+            if self._clock.monotonic() - self._loaded_at < min_age:
                 return False
-            credentials = self._load(datetime.now(UTC))
+            credentials = self._load(self._clock.now())
             self._secrets = [
                 _Secret(c, Webhook(c.secret))
                 for c in credentials
                 if c.kind == WEBHOOK_SECRET and c.secret
             ]
             self._keys = {c.key_hash: c for c in credentials if c.kind == API_KEY and c.key_hash}
-            self._loaded_at = self._clock()
+            self._loaded_at = self._clock.monotonic()
             return True
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     def secrets(self, *, reload: bool = False) -> list[_Secret]:
         self._refresh(min_age=MISS_REFRESH_SECONDS if reload else REFRESH_SECONDS)
@@ -79,8 +82,9 @@ class CredentialCache:
         return found
 
 
-def _still_valid(credential: ActiveCredential) -> bool:
-    return credential.expires_at is None or credential.expires_at > datetime.now(UTC)
+def _still_valid(credential: ActiveCredential, now: datetime) -> bool:
+    """A rotated credential works until it expires, checked on every request, not per reload."""
+    return credential.expires_at is None or credential.expires_at > now
 
 
 def _caller(credential: ActiveCredential, webhook_id: str | None) -> Caller:
@@ -93,10 +97,10 @@ def _caller(credential: ActiveCredential, webhook_id: str | None) -> Caller:
 
 
 def _verify_signature(
-    body: str, headers: Mapping[str, str], secrets: list[_Secret]
+    body: str, headers: Mapping[str, str], secrets: list[_Secret], now: datetime
 ) -> Caller | None:
     for secret in secrets:
-        if not _still_valid(secret.credential):
+        if not _still_valid(secret.credential, now):
             continue
         try:
             secret.webhook.verify(body, dict(headers), json_parse=False)
@@ -128,7 +132,7 @@ def _bearer_caller(headers: Mapping[str, str], cache: CredentialCache) -> Caller
     if scheme.lower() != "bearer" or not api_key.strip():
         return None
     credential = cache.api_key(hash_api_key(api_key.strip()))
-    if credential is None or not _still_valid(credential):
+    if credential is None or not _still_valid(credential, cache.now()):
         raise AuthError("unknown or expired API key")
     return _caller(credential, headers.get("webhook-id"))
 
@@ -144,9 +148,9 @@ def authenticate(headers: Mapping[str, str], body: str, cache: CredentialCache) 
         missing = [name for name in WEBHOOK_HEADERS if name not in present]
         if missing:
             raise AuthError(f"missing Standard Webhooks header(s): {', '.join(missing)}")
-        caller = _verify_signature(body, headers, cache.secrets())
+        caller = _verify_signature(body, headers, cache.secrets(), cache.now())
         if caller is None:
-            caller = _verify_signature(body, headers, cache.secrets(reload=True))
+            caller = _verify_signature(body, headers, cache.secrets(reload=True), cache.now())
         if caller is None:
             raise AuthError("webhook-signature matches no app's signing secret")
         return caller

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
 from storage.apps import active_credentials
+from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import engine_of, write_lock
 from storage.events import NewEvent, StoredEvent, store_events
 from storage.states import Rating
@@ -26,23 +27,19 @@ from webhooks.metrics import EVENTS_DUPLICATE, EVENTS_STORED
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class Ingestor:
     """Everything a feedback request needs, built once by the app factory."""
 
     sessions: sessionmaker[Session]
     max_body_bytes: int
-    clock: Callable[[], datetime] = utc_now
+    clock: Clock = SYSTEM_CLOCK
     on_stored: Callable[[int], None] = lambda _downvotes: None
     credentials: CredentialCache = field(init=False)
     _committer: GroupCommitter[tuple[Caller, list[NewEvent]], list[StoredEvent]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.credentials = CredentialCache(self._load_credentials)
+        self.credentials = CredentialCache(self._load_credentials, self.clock)
         self._committer = GroupCommitter(self._write)
 
     @property
@@ -81,7 +78,7 @@ class Ingestor:
         for index, (caller, _) in enumerate(requests):
             by_app[caller.app_id].append(index)
         results: list[list[StoredEvent]] = [[] for _ in requests]
-        now = self.clock()
+        now = self.clock.now()
         with write_lock(self.engine), self.sessions.begin() as session:
             for indexes in by_app.values():
                 caller = requests[indexes[0]][0]

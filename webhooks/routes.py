@@ -60,7 +60,7 @@ async def post_feedback(request: Request) -> JSONResponse:
     with INGEST_SECONDS.time():
         caller, body = await ingestor.read(request)
         event = parse_body(FeedbackIn, body)
-        new_event = event.to_new_event(webhook_id=caller.webhook_id, now=ingestor.clock())
+        new_event = event.to_new_event(webhook_id=caller.webhook_id, now=ingestor.clock.now())
         [stored] = await ingestor.store(caller, [new_event])
     return accepted({"id": stored.external_id, "duplicate": stored.duplicate})
 
@@ -77,7 +77,7 @@ async def post_feedback_batch(request: Request) -> JSONResponse:
     with INGEST_SECONDS.time():
         caller, body = await ingestor.read(request)
         batch = parse_body(FeedbackBatchIn, body)
-        now = ingestor.clock()
+        now = ingestor.clock.now()
         # Without an id of its own, the n-th event of a signed batch is keyed on webhook-id:n.
         events = [
             e.to_new_event(

@@ -14,7 +14,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -45,6 +45,7 @@ from bot.slack.pacing import CURRENT_CHANNEL, ChannelPacer
 from storage import alerts as outbox
 from storage import triage
 from storage.alerts import ClaimedAlert
+from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
 from storage.states import AlertStatus
 
@@ -89,7 +90,7 @@ class DeliveryWorker:
     default_categories: Sequence[str]
     name: str
     policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Clock = SYSTEM_CLOCK
     console: Callable[[str], None] = print
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
     channels: Channels | None = None  # made from `client` when not given
@@ -137,7 +138,7 @@ class DeliveryWorker:
             for waiter in waiters:
                 waiter.cancel()
         released = await self._db(
-            lambda s: outbox.release_claims(s, worker=self.name, now=self.clock())
+            lambda s: outbox.release_claims(s, worker=self.name, now=self.clock.now())
         )
         if released:
             logger.info("handed back %d claimed alerts on shutdown", released)
@@ -148,7 +149,7 @@ class DeliveryWorker:
             lambda s: outbox.claim_due_alerts(
                 s,
                 worker=self.name,
-                now=self.clock(),
+                now=self.clock.now(),
                 lease=self.policy.lease,
                 limit=self.policy.batch_size,
             )
@@ -195,11 +196,16 @@ class DeliveryWorker:
             return await self._record_failure(alert, error)
         await self._db(
             lambda s: outbox.mark_posted(
-                s, alert.id, worker=self.name, now=self.clock(), channel_id=where[0], ts=where[1]
+                s,
+                alert.id,
+                worker=self.name,
+                now=self.clock.now(),
+                channel_id=where[0],
+                ts=where[1],
             )
         )
         ALERTS_POSTED.inc()
-        ALERT_DELAY_SECONDS.observe((self.clock() - alert.created_at).total_seconds())
+        ALERT_DELAY_SECONDS.observe((self.clock.now() - alert.created_at).total_seconds())
         return None
 
     def _preview(self, message: AlertMessage) -> None:
@@ -254,7 +260,7 @@ class DeliveryWorker:
                     alert_id=alert.id,
                     worker=self.name,
                     count=number + 1,
-                    lease_until=self.clock() + self.policy.lease,
+                    lease_until=self.clock.now() + self.policy.lease,
                 )
             )
         return channel_id, ts
@@ -348,7 +354,7 @@ class DeliveryWorker:
                 reason,
             )
             return None
-        at = self.clock() + self.policy.backoff(alert.attempts)
+        at = self.clock.now() + self.policy.backoff(alert.attempts)
         await self._db(
             lambda s: outbox.mark_retry(s, alert.id, worker=self.name, at=at, error=error.reason)
         )

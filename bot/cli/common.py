@@ -28,7 +28,9 @@ def fail(message: str) -> NoReturn:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    from storage.clock import SYSTEM_CLOCK
+
+    return SYSTEM_CLOCK.now()
 
 
 def load_settings() -> Settings:

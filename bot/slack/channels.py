@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.slack.errors import ChannelProblem
 from storage import channels as channel_store
+from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
 
 logger = logging.getLogger("downvote.slack")
@@ -69,7 +69,7 @@ class Channels:
         self,
         client: AsyncWebClient,
         sessions: sessionmaker[Session],
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.client = client
         self.sessions = sessions
@@ -96,7 +96,7 @@ class Channels:
         if is_channel_id(key) or self._ids.get(key) == channel_id:
             return
         self._ids[key] = channel_id
-        now = self.clock()
+        now = self.clock.now()
         await transact_in_thread(
             self.sessions, lambda s: channel_store.remember_channel(s, key, channel_id, now)
         )

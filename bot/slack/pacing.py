@@ -3,15 +3,15 @@ a 429 (and slack_sdk's Retry-After-plus-jitter sleep) for every message.
 
 Slack allows about one message per second per channel, with bursts. Downvote posts at full speed
 until Slack says 429 for a channel, then paces that channel at one message per interval for a
-cool-down period. slack_sdk's own rate-limit handler still does the waiting and retrying; this
-subclass only tells the pacer which channel was limited (the worker names it in a context var).
+cool-down period. slack_sdk's own rate-limit handler decides when to retry; this subclass tells
+the pacer which channel was limited (the worker names it in a context var) and waits out the
+Retry-After on the service's clock rather than on the event loop's own, so a test's clock rules
+the fake Slack's rate limiter and the wait alike.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+import random
 from contextvars import ContextVar
 from typing import Any
 
@@ -19,6 +19,8 @@ from slack_sdk.http_retry.async_handler import RetryState
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
+
+from storage.clock import SYSTEM_CLOCK, Clock
 
 # The channel of the Web API call in progress in this task, set by the delivery worker.
 CURRENT_CHANNEL: ContextVar[str | None] = ContextVar("downvote_slack_channel", default=None)
@@ -29,36 +31,34 @@ class ChannelPacer:
         self,
         interval: float = 1.05,  # a hair over Slack's 1 msg/s, so jitter does not earn a 429
         cooldown: float = 600.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.interval = interval
         self.cooldown = cooldown
-        self._clock = clock
-        self._sleep = sleep
+        self.clock = clock
         self._paced_until: dict[str, float] = {}
         self._next_at: dict[str, float] = {}
 
     def rate_limited(self, channel: str, retry_after: float) -> None:
-        now = self._clock()
+        now = self.clock.monotonic()
         self._paced_until[channel] = now + self.cooldown
         self._next_at[channel] = max(self._next_at.get(channel, now), now + retry_after)
 
     def is_paced(self, channel: str) -> bool:
-        return self._paced_until.get(channel, 0.0) > self._clock()
+        return self._paced_until.get(channel, 0.0) > self.clock.monotonic()
 
     async def wait_turn(self, channel: str) -> None:
         """Return when a post to `channel` may go out (at once, unless it was rate-limited)."""
         if not self.is_paced(channel):
             return
-        wait = self._next_at.get(channel, 0.0) - self._clock()
+        wait = self._next_at.get(channel, 0.0) - self.clock.monotonic()
         if wait > 0:
-            await self._sleep(wait)
+            await self.clock.sleep(wait)
 
     def posted(self, channel: str) -> None:
         """A post to `channel` just went through: the next one waits an interval from now."""
         if self.is_paced(channel):
-            now = self._clock()
+            now = self.clock.monotonic()
             self._next_at[channel] = max(self._next_at.get(channel, now), now + self.interval)
 
 
@@ -77,12 +77,16 @@ class PacingRateLimitHandler(AsyncRateLimitErrorRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> None:
+        if response is None:
+            raise error  # type: ignore[misc]  # as slack_sdk's handler does
+        retry_after = _retry_after(response.headers)
         channel = CURRENT_CHANNEL.get()
-        if channel is not None and response is not None:
-            self.pacer.rate_limited(channel, _retry_after(response.headers))
-        await super().prepare_for_next_attempt_async(
-            state=state, request=request, response=response, error=error
-        )
+        if channel is not None:
+            self.pacer.rate_limited(channel, retry_after)
+        state.next_attempt_requested = True
+        # slack_sdk's own wait (Retry-After plus up to a second of jitter), on our clock.
+        await self.pacer.clock.sleep(retry_after + random.random())
+        state.increment_current_attempt()
 
 
 def _retry_after(headers: dict[str, Any]) -> float:

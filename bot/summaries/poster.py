@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ from bot.summaries.render import (
     weekly_digest_text,
 )
 from storage import summaries
+from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
 from storage.periods import Period, day_containing, local_date, week_containing
 from storage.states import PeriodKind, PostingStatus
@@ -128,7 +129,7 @@ class SummaryPoster:
     config: DownvoteConfig
     tz: ZoneInfo
     name: str
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Clock = SYSTEM_CLOCK
     console: Callable[[str], None] = print
     channels: Channels | None = None  # made from `client` when not given
 
@@ -147,14 +148,14 @@ class SummaryPoster:
         return results
 
     async def post_kind(self, kind: PeriodKind) -> Result:
-        return await self.post(kind, due_period(kind, self.clock(), self.config, self.tz))
+        return await self.post(kind, due_period(kind, self.clock.now(), self.config, self.tz))
 
     async def post(
         self, kind: PeriodKind, period: Period, *, force: bool = False,
         skip_without_events: bool = True,
     ) -> Result:  # fmt: skip
         """Post one period once (or once more with `force`)."""
-        now = self.clock()
+        now = self.clock.now()
         if skip_without_events and not await self._db(
             lambda s: summaries.has_events_in(s, period.start, period.end)
         ):
@@ -180,7 +181,7 @@ class SummaryPoster:
         chart_pending = rendered.chart is not None and ts is not None
         await self._db(
             lambda s: summaries.mark_posted(
-                s, claim.post_id, worker=self.name, channel=channel, ts=ts, now=self.clock(),
+                s, claim.post_id, worker=self.name, channel=channel, ts=ts, now=self.clock.now(),
                 chart_pending=chart_pending,
             )
         )  # fmt: skip
@@ -195,7 +196,7 @@ class SummaryPoster:
     ) -> Result:
         reason = str(exc) if isinstance(exc, NoChannel) else failure_detail(exc)
         await self._db(
-            lambda s: summaries.release(s, claim.post_id, worker=self.name, now=self.clock())
+            lambda s: summaries.release(s, claim.post_id, worker=self.name, now=self.clock.now())
         )
         logger.error("%s summary for %s not posted: %s", kind, period.first_day, reason)
         return Result(Outcome.FAILED, period, detail=reason)
@@ -259,7 +260,7 @@ class SummaryPoster:
             found = await channels.as_member(
                 channel_id,
                 lambda: find_posted(
-                    client, channel_id, since=self.clock() - CLAIM_LEASE * 2,
+                    client, channel_id, since=self.clock.now() - CLAIM_LEASE * 2,
                     matches=lambda kind, payload: (
                         kind == SUMMARY_EVENT_TYPE and payload == metadata["event_payload"]
                     ),
@@ -285,7 +286,7 @@ class SummaryPoster:
             return
         pending = await self._db(
             lambda s: summaries.claim_pending_charts(
-                s, worker=self.name, now=self.clock(), lease=CLAIM_LEASE
+                s, worker=self.name, now=self.clock.now(), lease=CLAIM_LEASE
             )
         )
         for chart in pending:
@@ -294,7 +295,7 @@ class SummaryPoster:
             await self._share_chart(chart.post_id, period, chart.channel_id, chart.ts, png)
 
     def _chart(self, session: Session, *, period: Period) -> bytes:
-        digest = weekly_digest(session, self.config, period.first_day, period.tz, self.clock())
+        digest = weekly_digest(session, self.config, period.first_day, period.tz, self.clock.now())
         return weekly_digest_chart(digest)
 
     async def _share_chart(
@@ -315,7 +316,7 @@ class SummaryPoster:
             )  # fmt: skip
         except SLACK_CALL_ERRORS as exc:
             await self._db(
-                lambda s: summaries.chart_failed(s, post_id, worker=self.name, now=self.clock())
+                lambda s: summaries.chart_failed(s, post_id, worker=self.name, now=self.clock.now())
             )
             logger.error(
                 "weekly chart for %s not shared (tried again later): %s",

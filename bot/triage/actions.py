@@ -45,7 +45,7 @@ async def pick_categories(
         context,
         lambda session, click: triage.change_categories(
             session, click.event_id, added=change.added, removed=change.removed,
-            user=click.user, now=click.triage.clock(),
+            user=click.user, now=click.triage.clock.now(),
         ),
     )  # fmt: skip
 
@@ -56,7 +56,7 @@ async def set_status(context: AsyncBoltContext, action: dict[str, Any]) -> None:
     await decide(
         context,
         lambda session, click: triage.set_status(
-            session, click.event_id, status=status, user=click.user, now=click.triage.clock()
+            session, click.event_id, status=status, user=click.user, now=click.triage.clock.now()
         ),
     )
 
@@ -66,7 +66,7 @@ async def assign_me(context: AsyncBoltContext) -> None:
     await decide(
         context,
         lambda session, click: triage.toggle_assignee(
-            session, click.event_id, user=click.user, now=click.triage.clock()
+            session, click.event_id, user=click.user, now=click.triage.clock.now()
         ),
     )
 

@@ -30,7 +30,7 @@ async def downvote_command(context: AsyncBoltContext, command: dict[str, Any]) -
 
 async def counts_reply(context: TriageContext) -> str:
     """Downvotes received since local midnight (the summaries' zone), and the backlog."""
-    now = context.clock()
+    now = context.clock.now()
     midnight = local_midnight(local_date(now, context.timezone), context.timezone)
     today, waiting = await context.read(lambda s: triage.backlog_counts(s, since=midnight))
     return (
@@ -40,7 +40,7 @@ async def counts_reply(context: TriageContext) -> str:
 
 
 async def untriaged_reply(context: TriageContext) -> str:
-    now = context.clock()
+    now = context.clock.now()
     rows = await context.read(lambda s: triage.untriaged_downvotes(s, limit=UNTRIAGED_SHOWN))
     if not rows:
         return "Nothing waiting: every downvote has been looked at. 🎉"

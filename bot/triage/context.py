@@ -11,7 +11,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.slack.blocks import Block
 from bot.triage.clicks import NotOurs, event_id_of, modal_event_id
 from storage import triage
+from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
 from storage.events import EventView
 from storage.triage import TriageSnapshot
@@ -49,7 +49,7 @@ class TriageContext:
     default_categories: Sequence[str]
     render: AlertRenderer
     timezone: ZoneInfo  # the summaries' zone: "today" in /downvote means the same day
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Clock = SYSTEM_CLOCK
     # Updates of one message are serialised; a fixed set of locks, so nothing grows per event.
     _locks: list[asyncio.Lock] = field(
         default_factory=lambda: [asyncio.Lock() for _ in range(REFRESH_LOCKS)]

@@ -73,7 +73,7 @@ async def submit_new_category(context: AsyncBoltContext, view: dict[str, Any]) -
     click, name = click_of(context), modal_text(view)
 
     def work(session: Session) -> None:
-        now = click.triage.clock()
+        now = click.triage.clock.now()
         cleaned = triage.add_category(session, name, user=click.user, now=now)
         triage.change_categories(
             session, click.event_id, added=[cleaned], removed=[], user=click.user, now=now
@@ -99,7 +99,7 @@ async def submit_note(context: AsyncBoltContext, view: dict[str, Any]) -> None:
         return
 
     def work(session: Session) -> triage.PostedAlert:
-        now = click.triage.clock()
+        now = click.triage.clock.now()
         triage.add_note(session, click.event_id, user=click.user, text=text, now=now)
         return triage.posted_alert(session, click.event_id)
 

@@ -7,7 +7,6 @@ from tests.support.fake_slack.fake import (
     DEFAULT_TOKEN,
     Call,
     FakeSlack,
-    ManualClock,
     Outcome,
 )
 from tests.support.fake_slack.workspace import DEFAULT_PUBLIC_CHANNELS, derive_channel_id
@@ -19,7 +18,6 @@ __all__ = [
     "DEFAULT_TOKEN",
     "Call",
     "FakeSlack",
-    "ManualClock",
     "Outcome",
     "derive_channel_id",
     "validate_blocks",

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qsl
 
+from storage.clock import SYSTEM_CLOCK, Clock
 from tests.support.fake_slack.blocks import (
     MAX_BLOCKS_TEXT_CHARS,
     blocks_text_chars,
@@ -78,19 +79,6 @@ class _RateLimited(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"ratelimited, retry after {retry_after}s")
         self.retry_after = retry_after
-
-
-class ManualClock:
-    """A monotonic clock tests advance by hand, so time-based failures need no waiting."""
-
-    def __init__(self, start: float = 1_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,16 +221,14 @@ class FakeSlack:
         app_tokens: Iterable[str] = (DEFAULT_APP_TOKEN,),
         latency_ms: float = 0.0,
         rate_limit_per_channel_per_sec: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         valid = [tokens] if isinstance(tokens, str) else list(tokens)
         self.tokens = frozenset(valid)
         self.token = valid[0] if valid else DEFAULT_TOKEN  # the one tests should hand to clients
-        self.clock = clock
-        self.wall_clock = wall_clock
+        self.clock = clock  # the service's clock in a test that sets one: rules, limits, ts
         self._host, self._port = host, port
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -463,13 +449,13 @@ class FakeSlack:
     ) -> None:
         with self._lock:
             rule.remaining = count
-            rule.until = None if for_seconds is None else self.clock() + for_seconds
+            rule.until = None if for_seconds is None else self.clock.monotonic() + for_seconds
             rule.methods = None if methods is None else frozenset(methods)
             rules.append(rule)
 
     def _take_rule(self, rules: list[_Rule], method: str) -> _Rule | None:
         with self._lock:
-            now = self.clock()
+            now = self.clock.monotonic()
             rules[:] = [r for r in rules if not r.expired(now)]
             for rule in rules:
                 if rule.applies_to(method):
@@ -483,7 +469,7 @@ class FakeSlack:
         rate = self._per_channel_rate
         if not rate:
             return
-        now = self.clock()
+        now = self.clock.monotonic()
         bucket = self._buckets.setdefault(channel_id, _Bucket(tokens=max(1.0, rate), updated=now))
         bucket.tokens = min(max(1.0, rate), bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
@@ -751,7 +737,7 @@ class FakeSlack:
 
     def _next_ts(self) -> str:
         """A unique, increasing ts from the wall clock, so ``oldest=<a time>`` filters work."""
-        self._last_ts = max(int(self.wall_clock() * 1_000_000), self._last_ts + 1)
+        self._last_ts = max(int(self.clock.now().timestamp() * 1_000_000), self._last_ts + 1)
         return _format_ts(self._last_ts)
 
     def _thread_root(self, channel_id: str, thread_ts: Any) -> str | None:

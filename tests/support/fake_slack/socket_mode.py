@@ -14,11 +14,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
+from storage.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
     from tests.support.fake_slack.fake import FakeSlack
@@ -48,10 +50,10 @@ class SocketModeServer:
         *,
         app_id: str = DEFAULT_APP_ID,
         host: str = "127.0.0.1",
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.app_id = app_id
-        self.clock = clock  # times acks; a ManualClock makes a late ack without waiting
+        self.clock = clock  # times acks; a FakeClock makes a late ack without waiting
         self._host = host
         self._port = 0
         self._lock = threading.Lock()
@@ -292,7 +294,7 @@ class SocketModeServer:
         "Use the envelope_id field … to send a response back to Slack acknowledging that you've
         received the event: {"envelope_id": …, "payload": … // optional}".
         """
-        arrived = self.clock()
+        arrived = self.clock.monotonic()
         try:
             parsed = json.loads(text)
         except json.JSONDecodeError:
@@ -313,7 +315,7 @@ class SocketModeServer:
             raise RuntimeError("no live Socket Mode connection to send to")
         if envelope_id is not None:
             with self._lock:
-                self._sent_at[envelope_id] = self.clock()
+                self._sent_at[envelope_id] = self.clock.monotonic()
         await ws.send_str(json.dumps(message))
 
     async def _close_all(self, code: int) -> None:
