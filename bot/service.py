@@ -172,9 +172,7 @@ def build_service(
         console=console,
         clock=clock,
     )
-    poster = make_summary_poster(
-        settings, sessions, config, client, console, name, channels, clock
-    )
+    poster = make_summary_poster(settings, sessions, config, client, console, name, channels, clock)
     bolt = None
     if worker.client is not None and settings.slack_signing_secret is not None:
         triage_context = TriageContext(
