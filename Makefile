@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_BACKENDS ?= sqlite
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all lint bench-ingest bench-delivery bench-summary clean
+.PHONY: run test test-all lint bench-ingest bench-delivery bench-summary bench-redaction clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -36,6 +36,9 @@ bench-delivery: $(STAMP) ## webhook-to-Slack latency and burst drain against a f
 
 bench-summary: $(STAMP) ## criteria over 1M events, SQLite and PostgreSQL
 	$(PY) benchmarks/summary.py
+
+bench-redaction: $(STAMP) ## redaction time at 10 KB and 100 KB of inputs built to backtrack
+	$(PY) benchmarks/redaction.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
 )
 
+from bot.alerts.backtracking import nests_unbounded_repeats
 from storage.criteria import (
     Condition,
     CriterionFilter,
@@ -287,6 +288,11 @@ class RedactionPattern(_Section):
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"not a valid regular expression ({exc}): {_got(value)}") from exc
+        if nests_unbounded_repeats(value):
+            raise ValueError(
+                "a repeat inside a repeat (like (a+)+) can take seconds on one long prompt: "
+                f"rewrite it without the nested + or *, got {_got(value)}"
+            )
         return value
 
 

@@ -31,26 +31,30 @@ SECRET = "[redacted secret]"  # noqa: S105 - a placeholder, not a credential
 
 _PEM_BEGIN_RE = re.compile(r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----")
 _PEM_END_RE = re.compile(r"-----END [A-Z ]{0,40}PRIVATE KEY-----")
-_TOKEN_RES = [
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
-    # OpenAI sk-proj-…/sk-svcacct-…, Anthropic sk-ant-api03-…, legacy sk-<alnum>; not `sk-learn-…`
-    re.compile(r"\bsk-(?:proj|svcacct|admin|ant-[a-z]+\d*)-[A-Za-z0-9_-]{16,}"),
-    re.compile(r"\bsk-[A-Za-z0-9]{20,}"),
-    re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),  # Stripe
-    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),  # Slack bot/user/… tokens
-    re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"),  # Slack app-level tokens
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub classic tokens
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),  # GitHub fine-grained tokens
-    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),  # AWS access key ids
-    re.compile(r"\bAIza[A-Za-z0-9_-]{35}"),  # Google API keys
+# Keys and tokens with a known shape, each replaced by a placeholder that says what it was, so
+# the engineer triaging knows the user pasted (say) their Anthropic key.
+_TOKENS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "JWT"),
+    (re.compile(r"\bsk-ant-[a-z]+\d*-[A-Za-z0-9_-]{16,}"), "Anthropic key"),
+    # OpenAI sk-proj-…/sk-svcacct-…/sk-admin-…, legacy sk-<alnum>; not `sk-learn-…`
+    (re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{16,}"), "OpenAI key"),
+    (re.compile(r"\bsk-[A-Za-z0-9]{20,}"), "OpenAI key"),
+    (re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"), "Stripe key"),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "Slack token"),  # bot, user, …
+    (re.compile(r"\bxapp-[A-Za-z0-9-]{10,}"), "Slack token"),  # app-level
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), "GitHub token"),  # classic
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"), "GitHub token"),  # fine-grained
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "AWS key"),  # access key ids
+    (re.compile(r"\bAIza[A-Za-z0-9_-]{35}"), "Google API key"),
 ]
 # `password: hunter2x`, `"api_key": "abc123…"`: the value after a secret-ish name.
 _ASSIGNED_RE = re.compile(
     r"(?i)((?<![a-z])(?:(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)"
-    r"[\"']?\s*[:=]\s*[\"']?|bearer\s+))([A-Za-z0-9+/_.~=-]{8,})"
+    r"[\"']?\s*[:=]\s*[\"']?|bearer\s+))([A-Za-z0-9+/_.~=-]{7,}[A-Za-z0-9+/_~=-])"
 )
 _HEX_RE = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{32,}(?![0-9A-Za-z])")
-_BLOB_RE = re.compile(r"(?<![A-Za-z0-9+/_=-])[A-Za-z0-9+/_-]{40,}={0,2}(?![A-Za-z0-9+/_=-])")
+# A blob may follow "=" (`key=…`); padding "=" only ends one.
+_BLOB_RE = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}(?![A-Za-z0-9+/_=-])")
 _EMAIL_RE = re.compile(
     r"(?<![\w.%+-])[\w.%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}\b"
 )
@@ -137,9 +141,15 @@ def _rule(pattern: re.Pattern[str], replacement: str | Callable[[re.Match[str]],
     return partial(pattern.sub, replacement)
 
 
+# Every pattern the built-in rules search with, for checks of their shape.
+BUILTIN_PATTERNS: tuple[re.Pattern[str], ...] = (
+    _PEM_BEGIN_RE, _PEM_END_RE, *(pattern for pattern, _ in _TOKENS), _ASSIGNED_RE, _HEX_RE,
+    _BLOB_RE, _EMAIL_RE, _INTL_PHONE_RE, _CARD_RE, _US_PHONE_RE,
+)  # fmt: skip
+
 _BUILTIN_RULES: list[Rule] = [
     _private_keys,
-    *[_rule(pattern, SECRET) for pattern in _TOKEN_RES],
+    *[_rule(pattern, f"[redacted {kind}]") for pattern, kind in _TOKENS],
     _rule(_ASSIGNED_RE, _assigned),
     _rule(_HEX_RE, _hex),
     _rule(_BLOB_RE, _blob),
