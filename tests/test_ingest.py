@@ -15,8 +15,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.service import build_service
+from bot.settings import Settings
+from storage.apps import rotate_credentials
 from storage.models import Alert, FeedbackEvent
 from tests.support.cli import run_cli
+from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp, register_app
 from tests.support.processes import downvote_env
 from tests.support.server import LiveServer
@@ -174,11 +178,47 @@ def test_timestamp_six_minutes_old_is_refused(
     assert count_events(sessions) == 0
 
 
+@pytest.mark.parametrize("minutes", [6, 60 * 24])
+def test_timestamp_more_than_five_minutes_in_the_future_is_refused(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session],
+    minutes: int,
+) -> None:  # fmt: skip
+    """A replayable signature is one dated ahead as much as one dated back."""
+    response = post_signed(
+        client, registered_app, {"prompt": "p", "response": "r"},
+        at=utc_now() + timedelta(minutes=minutes),
+    )  # fmt: skip
+    assert response.status_code == 401
+    assert "in the future" in response.json()["detail"]
+    assert count_events(sessions) == 0
+
+
+def test_rotated_credentials_stop_working_24_hours_later(
+    settings: Settings, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    clock = FakeClock(utc_now())
+    with TestClient(build_service(settings, clock=clock).app) as client:
+        with sessions.begin() as session:
+            issued = rotate_credentials(session, registered_app.name, now=clock.now())
+        new_app = RegisteredApp(registered_app.name, issued.webhook_secret, issued.api_key, 0)
+        event = {"prompt": "p", "response": "r"}
+        clock.advance(24 * 3600 - 1)  # the last second of the grace period
+        assert post_signed(client, registered_app, event).status_code == 202
+        assert read_page(client, registered_app.api_key).status_code == 200
+        clock.advance(2)  # the grace period is over
+        assert post_signed(client, registered_app, event).status_code == 401
+        assert read_page(client, registered_app.api_key).status_code == 401
+        assert post_signed(client, new_app, event).status_code == 202
+        assert read_page(client, new_app.api_key).status_code == 200
+
+
+def read_page(client: TestClient, api_key: str) -> httpx.Response:
+    return client.get("/v1/feedback", headers={"Authorization": f"Bearer {api_key}"})
+
+
 def test_rotated_secret_keeps_working_beside_the_new_one(
     client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
 ) -> None:
-    from storage.apps import rotate_credentials
-
     with sessions.begin() as session:
         issued = rotate_credentials(session, registered_app.name, now=utc_now())
     old = post_signed(client, registered_app, {"prompt": "p", "response": "old"})

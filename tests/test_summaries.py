@@ -18,11 +18,12 @@ from bot.config import DownvoteConfig
 from bot.service import build_service
 from bot.settings import Settings
 from bot.slack.client import make_slack_client
-from bot.summaries.poster import Outcome, SummaryPoster, due_period
+from bot.summaries.poster import Outcome, SummaryPoster, due_period, summary_metadata
 from bot.summaries.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
 from storage.models import FeedbackEvent
 from storage.periods import period_of
 from storage.states import PeriodKind
+from storage.summaries import claim_period
 from tests.support.alerting import FAST_RETRIES
 from tests.support.cli import run_cli
 from tests.support.clock import FakeClock
@@ -80,8 +81,7 @@ def poster(
             else None
         ),
         tz=BERLIN,
-        clock=FakeClock(now),
-        **{**defaults, **kw},
+        **{**defaults, "clock": FakeClock(now), **kw},
     )
 
 
@@ -351,3 +351,31 @@ def test_a_summary_slack_refused_is_posted_once_by_the_next_digest_command(
             Outcome.ALREADY_POSTED
         )
         assert len(summary_messages(slack, PeriodKind.DAILY)) == 1
+
+
+async def test_a_takeover_finds_the_post_a_dead_holder_made_and_does_not_repost(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    add_day_of_events(sessions, registered_app, MONDAY)
+    clock = FakeClock(TUESDAY_11)
+    with FakeSlack(clock=clock) as slack:
+        with sessions.begin() as session:  # it claimed Monday...
+            claim = claim_period(
+                session, PeriodKind.DAILY, MONDAY, worker="dead", now=clock.now(),
+                lease=timedelta(minutes=10),
+            )  # fmt: skip
+        assert claim is not None
+        period = period_of(PeriodKind.DAILY, MONDAY, BERLIN)
+        earlier = slack.add_message(  # ...posted it, and died before recording that
+            "#quality", "Daily summary", user="U0FAKEBOT",
+            metadata=summary_metadata(PeriodKind.DAILY, period, claim.generation),
+        )  # fmt: skip
+        clock.advance(11 * 60)  # its lease runs out
+        result = await poster(sessions, slack, clock.now(), name="next", clock=clock).post_kind(
+            PeriodKind.DAILY
+        )
+        assert result.outcome is Outcome.POSTED and result.ts == earlier["ts"]
+        assert len(summary_messages(slack, PeriodKind.DAILY)) == 1
+    with sessions() as session:
+        [row] = summary_postings(session, "daily")
+    assert (row.status, row.slack_ts) == ("posted", earlier["ts"])

@@ -21,6 +21,7 @@ def make_slack_client(
     *,
     retry_interval: RetryIntervalCalculator | None = None,
     pacer: ChannelPacer | None = None,
+    timeout: float = REQUEST_TIMEOUT_SECONDS,
 ) -> AsyncWebClient:
     """A client that waits out 429 Retry-After (telling `pacer`) and retries 5xx and dropped
     connections a little.
@@ -31,7 +32,7 @@ def make_slack_client(
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
-        timeout=REQUEST_TIMEOUT_SECONDS,
+        timeout=timeout,
         retry_handlers=[
             PacingRateLimitHandler(pacer or ChannelPacer(), max_retry_count=3),
             AsyncServerErrorRetryHandler(max_retry_count=2, interval_calculator=interval),

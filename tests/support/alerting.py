@@ -56,15 +56,19 @@ def make_worker(
     name: str = "test-worker",
     console: Any = print,
     pacer: ChannelPacer | None = None,
+    token: str | None = None,
+    timeout: float = 15,
 ) -> DeliveryWorker:
     pacer = pacer or ChannelPacer()
+    client = None
+    if slack is not None:
+        client = make_slack_client(
+            token or slack.token, slack.api_url, retry_interval=FAST_RETRIES, pacer=pacer,
+            timeout=timeout,
+        )  # fmt: skip
     return DeliveryWorker(
         sessions=sessions,
-        client=(
-            make_slack_client(slack.token, slack.api_url, retry_interval=FAST_RETRIES, pacer=pacer)
-            if slack
-            else None
-        ),
+        client=client,
         pacer=pacer,
         default_channel=channel,
         redactor=Redactor(),

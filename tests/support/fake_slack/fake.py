@@ -182,8 +182,9 @@ def _metadata(params: Params) -> dict[str, Any] | None:
 class _Rule:
     """An injected failure or delay, active until its count or deadline runs out."""
 
-    kind: str  # "status" | "ratelimit" | "drop" | "hang"
+    kind: str  # "status" | "error" | "ratelimit" | "drop" | "hang"
     status: int = 200
+    error: str = ""
     retry_after: int = 0
     seconds: float = 0.0
     remaining: int | None = None
@@ -384,6 +385,17 @@ class FakeSlack:
     ) -> None:
         """Answer the next calls with an HTTP error (until ``heal()`` if neither limit is given)."""
         self._add_rule(self._faults, _Rule("status", status=status), for_seconds, count, methods)
+
+    def fail_with_error(
+        self,
+        error: str,
+        *,
+        count: int | None = None,
+        methods: Iterable[str] | None = None,
+    ) -> None:
+        """Answer the next calls with a Slack error (HTTP 200, ``{"ok": false, "error": …}``),
+        for errors the fake cannot otherwise be led to (`is_archived`, `account_inactive`…)."""
+        self._add_rule(self._faults, _Rule("error", error=error), None, count, methods)
 
     def rate_limit(
         self,
@@ -1216,6 +1228,8 @@ def _fault_reply(rule: _Rule) -> Reply | None:
         return None
     if rule.kind == "ratelimit":
         return _rate_limited_reply(rule.retry_after)
+    if rule.kind == "error":
+        return Reply.json({"ok": False, "error": rule.error})
     error = "fatal_error" if rule.status >= 500 else f"http_{rule.status}"
     return Reply.json({"ok": False, "error": error}, status=rule.status)
 

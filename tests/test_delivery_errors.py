@@ -1,0 +1,118 @@
+"""What delivery does with each way Slack can fail: give up at once, or try again later.
+
+The fake answers as Slack does; slack_sdk's own handlers retry 5xx and dropped connections twice
+within a call, and the outbox then decides: a permanent error waits for a person in
+`downvote alerts failed`, a transient one is tried again, up to the attempt limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.alerts.delivery import DeliveryPolicy
+from storage.models import Alert
+from tests.support.alerting import alert_statuses, make_worker, store_downvotes
+from tests.support.databases import RegisteredApp
+from tests.support.fake_slack import FakeSlack
+
+POLICY = DeliveryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
+PERMANENT = ["is_archived", "not_in_channel", "account_inactive", "msg_blocks_too_long", "invalid_blocks",
+             "token_revoked", "restricted_action"]  # fmt: skip
+
+
+def alert_row(sessions: sessionmaker[Session]) -> Alert:
+    with sessions() as session:
+        return session.scalars(select(Alert)).one()
+
+
+def posts(slack: FakeSlack) -> int:
+    return len(slack.calls_to("chat.postMessage"))
+
+
+@pytest.mark.parametrize("error", PERMANENT)
+async def test_a_permanent_error_is_tried_once(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, error: str
+) -> None:
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with FakeSlack() as slack:
+        slack.fail_with_error(error, methods=["chat.postMessage"])
+        worker = make_worker(sessions, slack, policy=POLICY)
+        for _ in range(3):
+            await worker.deliver_due()
+        assert posts(slack) == 1
+    row = alert_row(sessions)
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.last_error is not None and row.last_error.startswith(error)
+
+
+async def test_a_revoked_token_and_a_private_channel_fail_at_once(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    store_downvotes(
+        sessions, registered_app, [{"external_id": "x", "prompt": "p", "response": "r"}],
+        channel="#secret",
+    )  # fmt: skip
+    with FakeSlack() as slack:
+        slack.add_channel("#secret", private=True)
+        await make_worker(sessions, slack, policy=POLICY).deliver_due()
+        assert alert_statuses(sessions) == ["posted", "failed"]
+        store_downvotes(
+            sessions, registered_app, [{"external_id": "y", "prompt": "p", "response": "r"}]
+        )
+        await make_worker(sessions, slack, policy=POLICY, token="xoxb-revoked").deliver_due()
+    with sessions() as session:
+        errors = list(session.scalars(select(Alert.last_error).order_by(Alert.id)))
+    assert alert_statuses(sessions) == ["posted", "failed", "failed"]
+    assert errors[1].startswith("channel_not_found (#secret): ")
+    assert errors[2] == "invalid_auth"
+
+
+# How to make Slack fail, and how many calls one attempt makes: slack_sdk retries a 5xx and a
+# dropped connection twice within the call; a timeout it leaves to us.
+TRANSIENT: dict[str, tuple[Callable[[FakeSlack], None], int]] = {
+    "5xx": (lambda slack: slack.fail_with_status(503, methods=["chat.postMessage"]), 3),
+    "connection reset": (lambda slack: slack.drop_connections(methods=["chat.postMessage"]), 3),
+    "timeout": (lambda slack: slack.hang(5, methods=["chat.postMessage"]), 1),
+}
+
+
+@pytest.mark.parametrize("failure", TRANSIENT)
+async def test_a_transient_failure_is_retried_up_to_the_limit_then_dead_lettered(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, failure: str
+) -> None:
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    fail, calls_per_attempt = TRANSIENT[failure]
+    with FakeSlack() as slack:
+        fail(slack)
+        worker = make_worker(sessions, slack, policy=POLICY, timeout=0.3)
+        for attempt in (1, 2):
+            await worker.deliver_due()
+            row = alert_row(sessions)
+            assert (row.status, row.attempts) == ("pending", attempt)  # kept for another try
+        await worker.deliver_due()
+        await worker.deliver_due()  # nothing left to try
+        tries = posts(slack)
+    row = alert_row(sessions)
+    assert (row.status, row.attempts) == ("failed", 3)
+    assert row.last_error is not None and row.last_error.startswith("gave up after 3 attempts: ")
+    assert tries == 3 * calls_per_attempt
+
+
+async def test_a_transient_failure_then_success_posts_once(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with FakeSlack() as slack:
+        slack.drop_connections(count=3, methods=["chat.postMessage"])  # one attempt's worth
+        worker = make_worker(sessions, slack, policy=POLICY)
+        await worker.deliver_due()
+        assert alert_row(sessions).status == "pending"
+        await worker.deliver_due()
+        assert len(slack.messages()) == 1
+    row = alert_row(sessions)
+    assert (row.status, row.attempts, row.last_error) == ("posted", 2, None)
