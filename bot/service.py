@@ -44,7 +44,8 @@ from storage.triage import TriageSnapshot
 from webhooks.app import create_app
 
 logger = logging.getLogger("downvote")
-SHUTDOWN_GRACE_SECONDS = 15.0
+# How long a stopping service lets alerts in hand finish; the rest are handed back (safely).
+SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 @dataclass

@@ -7,6 +7,7 @@ went through before posting again. Every update after the claim checks the claim
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -151,18 +152,24 @@ def mark_failed(session: Session, alert_id: int, *, worker: str, error: str) -> 
     )
 
 
-def release_claims(session: Session, *, worker: str, now: datetime) -> int:
-    """On shutdown, hand back claims not yet started so another process takes them at once."""
-    result = session.execute(
+def release_claims(
+    session: Session, *, worker: str, now: datetime, in_flight: Collection[int] = ()
+) -> int:
+    """On shutdown, hand back every claim so another process takes it at once.
+
+    An alert not yet started goes back to pending. One that may have reached Slack (being
+    posted as we stopped, or its thread begun) keeps its state with its lease ended now: the
+    next owner reconciles it against the channel before posting anything.
+    """
+    ours = and_(Alert.status == AlertStatus.SENDING, Alert.claimed_by == worker)
+    touched = or_(Alert.id.in_(list(in_flight)), Alert.slack_ts.is_not(None))
+    untouched = session.execute(
         update(Alert)
-        .where(
-            Alert.status == AlertStatus.SENDING,
-            Alert.claimed_by == worker,
-            Alert.slack_ts.is_(None),
-        )
+        .where(ours, ~touched)
         .values(status=AlertStatus.PENDING, claimed_until=None, next_attempt_at=now)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    ended = session.execute(update(Alert).where(ours, touched).values(claimed_until=now))
+    return int(untouched.rowcount) + int(ended.rowcount)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from tests.support.databases import RegisteredApp
 from tests.support.fake_slack import FakeSlack
 
 POLICY = DeliveryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0)
-PERMANENT = ["is_archived", "not_in_channel", "account_inactive", "msg_blocks_too_long", "invalid_blocks",
-             "token_revoked", "restricted_action"]  # fmt: skip
+PERMANENT = ["is_archived", "not_in_channel", "account_inactive", "msg_blocks_too_long",
+             "invalid_blocks", "token_revoked", "restricted_action"]  # fmt: skip
 
 
 def alert_row(sessions: sessionmaker[Session]) -> Alert:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.models import Alert
 from tests.support.alerting import alert_statuses
 from tests.support.databases import RegisteredApp
 from tests.support.fake_slack import FakeSlack
@@ -100,3 +103,30 @@ def test_two_replicas_post_each_of_200_downvotes_once(
             assert one.terminate() == 0 and two.terminate() == 0
         ids = [m["metadata"]["event_payload"]["event_id"] for m in parents(slack)]  # type: ignore[index]
         assert len(ids) == 200 and len(set(ids)) == 200
+
+
+def test_sigterm_while_slack_holds_a_post_hands_it_to_another_process_at_once(
+    database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    """The claim is given back on SIGTERM (checked against Slack first), not after its lease."""
+    with FakeSlack() as slack:
+        slack.hang(600, methods=["chat.postMessage"])  # Slack never answers this post
+        env = slack_env(database_url, slack, DOWNVOTE_ALERT_LEASE_SECONDS="600")
+        with serving(env) as first:
+            body, headers = signed(
+                registered_app.secret, {"prompt": "p", "response": "r", "rating": "down"}
+            )
+            response = httpx.post(f"{first.url}/v1/feedback", content=body, headers=headers)
+            assert response.status_code == 202
+            slack.wait_for(lambda: slack.calls_to("chat.postMessage"), description="a post attempt")
+            assert first.terminate() == 0
+        with sessions() as session:
+            claimed_until = session.scalar(select(Alert.claimed_until))
+        assert claimed_until is not None and claimed_until <= datetime.now(UTC)  # lease ended
+        slack.heal()
+        with serving(env) as second:  # 600 s before the lease would have let it in
+            slack.wait_for(lambda: parents(slack), description="the alert, from the second")
+            wait_until(lambda: alert_statuses(sessions) == ["posted"], "the alert marked posted")
+            assert second.terminate() == 0
+        assert len(parents(slack)) == 1
+        assert slack.calls_to("conversations.history")  # it looked before posting again

@@ -96,6 +96,7 @@ class DeliveryWorker:
     channels: Channels | None = None  # made from `client` when not given
     _wake: asyncio.Event | None = field(default=None, init=False)
     _reported: set[str] = field(default_factory=set, init=False)
+    _in_flight: set[int] = field(default_factory=set, init=False)  # alerts being posted now
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -122,23 +123,39 @@ class DeliveryWorker:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then finish the alerts in hand and hand back the rest."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        while not stop.is_set():
-            try:
-                handled = await self.deliver_due()
-            except Exception:  # a database hiccup must not kill the worker
-                logger.exception("delivery pass failed; retrying shortly")
-                handled = 0
-            if handled:
-                continue
-            self._wake.clear()
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(
-                waiters, timeout=self.policy.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in waiters:
-                waiter.cancel()
+        try:
+            while not stop.is_set():
+                if not await self._pass():
+                    await self._idle(stop)
+        finally:  # stopped, or cancelled mid-post when the grace period ran out
+            await self._hand_back()
+
+    async def _pass(self) -> int:
+        try:
+            return await self.deliver_due()
+        except Exception:  # a database hiccup must not kill the worker
+            logger.exception("delivery pass failed; retrying shortly")
+            return 0
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Wait for a wake-up (a downvote stored here), a stop, or the next poll."""
+        assert self._wake is not None
+        self._wake.clear()
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(
+            waiters, timeout=self.policy.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in waiters:
+            waiter.cancel()
+
+    async def _hand_back(self) -> None:
+        """Give every claim back now rather than when its lease runs out: another process
+        takes an untouched alert at once, and one that was being posted after checking Slack."""
+        in_flight = frozenset(self._in_flight)
         released = await self._db(
-            lambda s: outbox.release_claims(s, worker=self.name, now=self.clock.now())
+            lambda s: outbox.release_claims(
+                s, worker=self.name, now=self.clock.now(), in_flight=in_flight
+            )
         )
         if released:
             logger.info("handed back %d claimed alerts on shutdown", released)
@@ -184,6 +201,17 @@ class DeliveryWorker:
 
     async def deliver(self, alert: ClaimedAlert) -> datetime | None:
         """Post one alert, recording each step Slack confirms; if it failed, say when to retry."""
+        self._in_flight.add(alert.id)
+        try:
+            retry_at = await self._deliver(alert)
+        except Exception:
+            self._in_flight.discard(alert.id)
+            raise
+        # Cancelled mid-post (stopping), it stays in flight: it may be in Slack already.
+        self._in_flight.discard(alert.id)
+        return retry_at
+
+    async def _deliver(self, alert: ClaimedAlert) -> datetime | None:
         categories = await self._read(lambda s: triage.categories(s, self.default_categories))
         message = alert_message(alert.event, categories=categories, redactor=self.redactor)
         try:

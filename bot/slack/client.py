@@ -32,7 +32,7 @@ def make_slack_client(
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
-        timeout=timeout,
+        timeout=timeout,  # type: ignore[arg-type]  # annotated int; aiohttp takes float seconds
         retry_handlers=[
             PacingRateLimitHandler(pacer or ChannelPacer(), max_retry_count=3),
             AsyncServerErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
