@@ -258,3 +258,30 @@ async def test_after_slack_channel_changes_a_crashed_alert_is_looked_for_in_the_
         await deliver_all(make_worker(sessions, slack, channel="#quality", name="next"), sessions)
         assert len(slack.messages("#quality")) == 1 and len(slack.messages("#alerts")) == 1
     assert alert_statuses(sessions) == ["posted", "posted"]
+
+
+async def test_crash_recovery_reads_history_past_its_first_page(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """The lost post is older than the channel's latest 200 messages: it is still found."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with FakeSlack(member_of=["#alerts"]) as slack:
+        [claimed] = await make_worker(sessions, slack)._db(
+            lambda s: claim_due_alerts(
+                s, worker="crashed", now=utc_now(), lease=timedelta(seconds=30), limit=1
+            )
+        )
+        message = alert_message(claimed.event, categories=[], redactor=Redactor())
+        slack.add_message(
+            "#alerts", message.text, user="U0FAKEBOT", blocks=message.blocks,
+            metadata=message.metadata,
+        )  # fmt: skip
+        for n in range(250):  # a busy channel since
+            slack.add_message("#alerts", f"chatter {n}")
+        with sessions.begin() as session:
+            session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
+        await deliver_all(make_worker(sessions, slack, name="successor"), sessions)
+        pages = slack.calls_to("conversations.history")
+        bot_posts = [m for m in slack.messages("#alerts") if m["user"] == "U0FAKEBOT"]
+    assert len(bot_posts) == 1 and len(pages) == 2
+    assert alert_statuses(sessions) == ["posted"]

@@ -3,15 +3,20 @@ and carry the data of a database made by an earlier revision."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from storage.db import make_engine
-from storage.migrate import upgrade
+from storage.db import is_postgresql, make_engine
+from storage.migrate import MIGRATION_LOCK_ID, upgrade
 from storage.models import Base
+from tests.support.polling import wait_until
+from tests.support.processes import ROOT, downvote_env
 
 
 def test_migrated_schema_matches_the_models(database_url: str) -> None:
@@ -60,3 +65,59 @@ def test_a_v04_database_with_data_upgrades_to_head(empty_database_url: str) -> N
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
     assert differences == []
+
+
+def test_replicas_upgrading_an_empty_database_at_once_both_succeed(
+    empty_database_url: str,
+) -> None:
+    """Two `downvote db upgrade` processes at once on a new database: one migrates, one waits
+    for it (on PostgreSQL behind an advisory lock), and both succeed. Processes, not threads:
+    Alembic keeps its migration context in module globals."""
+    env = downvote_env(empty_database_url)
+    ready = "import sys; from bot.cli import main; sys.stdin.readline(); main(['db', 'upgrade'])"
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-c", ready],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in both:  # imports done in each: start them in the same instant
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    results = [process.communicate(timeout=120) for process in both]
+    assert [process.returncode for process in both] == [0, 0], results
+    engine = make_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    engine.dispose()
+
+
+def test_on_postgresql_an_upgrade_waits_for_the_migration_lock(empty_database_url: str) -> None:
+    """Deterministically: while another process holds the lock, `db upgrade` only waits."""
+    if not is_postgresql(empty_database_url):
+        pytest.skip("the advisory lock is PostgreSQL's; SQLite serialises writers itself")
+    holder = make_engine(empty_database_url)
+    with holder.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        upgrading = subprocess.Popen(
+            [sys.executable, "-c", "from bot.cli import main; main(['db', 'upgrade'])"],
+            env=downvote_env(empty_database_url), cwd=ROOT, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        wait_until(lambda: connection.execute(waiting).scalar(), "the upgrade to wait for the lock")
+        tables = text("SELECT count(*) FROM information_schema.tables WHERE table_name = 'apps'")
+        assert connection.execute(tables).scalar() == 0  # it has not migrated meanwhile
+        connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+        connection.commit()
+        out, err = upgrading.communicate(timeout=60)
+    holder.dispose()
+    assert upgrading.returncode == 0, err
+    assert "up to date" in out

@@ -327,3 +327,20 @@ def test_every_one_of_many_long_categories_can_be_found_and_picked(
             lambda: set(triaging.snapshot(message).categories) == set(names),
             description="all 21 categories stored",
         )
+
+
+def test_unpicking_a_category_removes_it_and_is_audited(triaging: Triaging) -> None:
+    message = triaging.downvote()
+    triaging.click(message, categories_pick(message, ["hallucination", "refusal"]))
+    message = triaging.wait_for_text(message, "*Categories:* hallucination, refusal")
+    triaging.click(message, categories_pick(message, ["hallucination"]), user="U0BOB")
+    triaging.slack.wait_for(
+        lambda: selected_on(triaging.current(message)) == {"hallucination"},
+        description="the message to show hallucination alone",
+    )
+    assert triaging.snapshot(message).categories == ("hallucination",)
+    with triaging.sessions() as session:
+        trail = audit_trail(session, message["metadata"]["event_payload"]["event_id"])
+    assert [(a.slack_user, a.action, a.old_value) for a in trail][-1] == (
+        "U0BOB", "category_removed", "refusal",
+    )  # fmt: skip
