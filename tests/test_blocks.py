@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.alerts.controls import triage_blocks
-from bot.alerts.message import CONTROLS_RESERVE, AlertMessage, alert_message
+from bot.alerts.message import AlertMessage, alert_message
 from bot.alerts.preview import message_as_text
 from bot.alerts.redaction import Redactor
 from bot.alerts.splitting import chat_message_text, chat_role_label
 from bot.config import DEFAULT_CATEGORIES
 from bot.slack.ids import ActionId, BlockId, parse_block_id
-from bot.slack.limits import BLOCKS_TEXT_BUDGET, blocks_text_size, slack_len
+from bot.slack.limits import blocks_text_size, slack_len
 from bot.slack.mrkdwn import ZWSP, unescape
 from storage.events import EventView
 from storage.states import TriageStatus
@@ -71,7 +71,9 @@ def assert_within_limits(msg: AlertMessage) -> None:
     """Every limit the real Slack enforces (plus our budget for the undocumented total)."""
     assert 0 < slack_len(msg.text) <= 40_000
     assert 0 < len(msg.blocks) <= 50
-    assert blocks_text_size(msg.blocks) <= BLOCKS_TEXT_BUDGET
+    # msg_blocks_too_long: "12,000 text characters with a buffer for block containers" (Slack
+    # staff); every string counted, astral characters twice, so this is the strict side.
+    assert blocks_text_size(msg.blocks) <= 12_000
     block_ids = [block["block_id"] for block in msg.blocks if "block_id" in block]
     assert len(block_ids) == len(set(block_ids))
     assert all(len(block_id) <= 255 for block_id in block_ids)
@@ -350,12 +352,12 @@ LONG_BASELINE = build(LONG_ALERT)
 
 @settings(max_examples=40, deadline=None)
 @given(triage=wild_triages | triages, categories=any_categories)
-def test_triage_state_never_moves_the_split_and_stays_within_its_reserve(
+def test_triage_state_never_moves_the_split_and_keeps_the_alert_within_slack(
     triage: TriageSnapshot, categories: list[str]
 ) -> None:
-    """Replies are resumed by number after a restart, so they must not depend on triage."""
+    """Replies are resumed by number after a restart, so they must not depend on triage; and
+    whatever the triage shows, the updated alert is one Slack takes."""
     controls = triage_blocks(42, triage, categories)
-    assert blocks_text_size(controls) <= CONTROLS_RESERVE
     msg = build(LONG_ALERT, triage, categories=categories)
     assert_within_limits(msg)
     assert_inert(msg)

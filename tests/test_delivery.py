@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.alerts.delivery import DeliveryPolicy
@@ -18,6 +18,7 @@ from bot.alerts.redaction import Redactor
 from bot.slack.history import thread_metadata
 from bot.slack.pacing import ChannelPacer
 from storage.alerts import claim_due_alerts
+from storage.db import is_postgresql
 from storage.models import Alert
 from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.alerting import alert_statuses, make_worker, store_downvotes
@@ -285,3 +286,46 @@ async def test_crash_recovery_reads_history_past_its_first_page(
         bot_posts = [m for m in slack.messages("#alerts") if m["user"] == "U0FAKEBOT"]
     assert len(bot_posts) == 1 and len(pages) == 2
     assert alert_statuses(sessions) == ["posted"]
+
+
+async def test_a_live_lease_keeps_a_second_worker_off_the_alert(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Deterministic, not a race: while the first worker's lease runs, the second claims nothing."""
+    store_downvotes(
+        sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(3)]
+    )
+    with FakeSlack() as slack:
+        with sessions.begin() as session:
+            held = claim_due_alerts(
+                session, worker="first", now=utc_now(), lease=timedelta(seconds=30), limit=10
+            )
+        assert len(held) == 3
+        second = make_worker(sessions, slack, name="second")
+        assert await second.deliver_due() == 0
+        assert slack.calls_to("chat.postMessage") == []
+        with sessions.begin() as session:  # the lease runs out: now the second may take over
+            session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
+        assert await second.deliver_due() == 3
+
+
+async def test_on_postgresql_a_claim_in_progress_is_skipped_not_waited_for(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, database_url: str
+) -> None:
+    """A replica claiming while another's claim transaction is still open skips those rows."""
+    if not is_postgresql(database_url):
+        pytest.skip("SQLite has one writer at a time: a second claim waits, it cannot overlap")
+    store_downvotes(
+        sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(4)]
+    )
+    with sessions.begin() as first:
+        held = claim_due_alerts(
+            first, worker="first", now=utc_now(), lease=timedelta(seconds=30), limit=2
+        )
+        with sessions.begin() as second:  # while the first transaction is still open
+            second.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting would be a failure
+            taken = claim_due_alerts(
+                second, worker="second", now=utc_now(), lease=timedelta(seconds=30), limit=10
+            )
+    assert len(held) == 2 and len(taken) == 2
+    assert {a.id for a in held}.isdisjoint({a.id for a in taken})
