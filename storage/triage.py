@@ -59,9 +59,12 @@ def triaged() -> ColumnElement[bool]:
 
     The one definition of "triaged" (and, negated, of "untriaged") for every count and list.
     """
+    # correlate_except: the subqueries read their own table even when the outer query joins it.
     return or_(
-        exists().where(Triage.event_id == FeedbackEvent.id, Triage.status != TriageStatus.NEW),
-        exists().where(EventCategory.event_id == FeedbackEvent.id),
+        exists()
+        .where(Triage.event_id == FeedbackEvent.id, Triage.status != TriageStatus.NEW)
+        .correlate_except(Triage),
+        exists().where(EventCategory.event_id == FeedbackEvent.id).correlate_except(EventCategory),
     )
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +21,12 @@ from bot.alerts.redaction import Redactor
 from bot.slack.history import thread_metadata
 from bot.slack.pacing import ChannelPacer
 from storage.alerts import claim_due_alerts
-from storage.db import is_postgresql
+from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.models import Alert
 from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.alerting import alert_statuses, make_worker, store_downvotes
 from tests.support.clock import FakeClock
-from tests.support.databases import RegisteredApp
+from tests.support.databases import RegisteredApp, register_app
 from tests.support.fake_slack import FakeSlack
 from tests.support.signing import utc_now
 
@@ -329,3 +332,35 @@ async def test_on_postgresql_a_claim_in_progress_is_skipped_not_waited_for(
             )
     assert len(held) == 2 and len(taken) == 2
     assert {a.id for a in held}.isdisjoint({a.id for a in taken})
+
+
+async def test_the_worker_outlives_a_database_it_cannot_reach(
+    tmp_path: Path, sqlite_template: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that is away (restarting, a full disk) is logged and retried, not fatal."""
+    path = tmp_path / "not-yet" / "downvote.db"
+    engine = make_engine(f"sqlite:///{path}")
+    sessions = make_sessionmaker(engine)
+    policy = DeliveryPolicy(base_delay=0.0, max_delay=0.0, idle_poll_seconds=0.05)
+    with FakeSlack() as slack:
+        worker = make_worker(sessions, slack, policy=policy)
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        await poll(lambda: "delivery pass failed" in caplog.text, "the failure logged")
+        path.parent.mkdir()
+        shutil.copy(sqlite_template, path)  # the database is back
+        store_downvotes(sessions, register_app(sessions), [{"prompt": "p", "response": "r"}])
+        await slack.async_wait_for(slack.messages, description="the alert, once it could")
+        stop.set()
+        await running
+    engine.dispose()
+    assert alert_statuses(sessions) == ["posted"] and not running.cancelled()
+
+
+async def poll(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """`wait_until` for async tests: give the loop a turn between checks."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,13 +19,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.service import build_service
 from bot.settings import Settings
 from storage.apps import rotate_credentials
+from storage.db import make_engine, make_sessionmaker
 from storage.models import Alert, FeedbackEvent
+from storage.states import TriageStatus
+from storage.triage import change_categories, set_status
 from tests.support.cli import run_cli
 from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp, register_app
 from tests.support.processes import downvote_env
 from tests.support.server import LiveServer
 from tests.support.signing import signed, utc_now
+from webhooks.app import create_app
 
 EMOJI_PROMPT = ("Résumé ✅ 👩🏽‍💻 <!channel> & <@U1> \n" * 3000)[:100_000]
 FULL_EVENT: dict[str, Any] = {
@@ -469,3 +474,51 @@ def test_a_batch_keeps_every_field_like_a_single_event(
     for event in (FULL_EVENT, CHAT_EVENT, sparse):
         assert_fields_intact(event, by_id[event["id"]])
     assert by_id["fb_sparse"]["metrics"] is None and by_id["fb_sparse"]["metadata"] is None
+
+
+def test_read_api_filters_by_rating_category_status_and_until(
+    client: TestClient, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    days = {"up": "2026-11-20", "none": "2026-11-21", "down": "2026-11-22", "triaged": "2026-11-23"}
+    for name, day in days.items():
+        rating = {"none": None, "triaged": "down"}.get(name, name)
+        event = {"id": name, "prompt": "p", "response": "r", "rating": rating,
+                 "occurred_at": f"{day}T12:00:00Z"}  # fmt: skip
+        assert post_signed(client, registered_app, event).status_code == 202
+    with sessions.begin() as session:
+        event_id = session.scalar(
+            select(FeedbackEvent.id).where(FeedbackEvent.external_id == "triaged")
+        )
+        assert event_id is not None
+        change_categories(
+            session, event_id, added=["refusal"], removed=[], user="U0A", now=utc_now()
+        )
+        set_status(session, event_id, status=TriageStatus.RESOLVED, user="U0A", now=utc_now())
+
+    def ids(**params: Any) -> list[str]:
+        return [e["id"] for e in read_back(client, registered_app, **params)]
+
+    assert ids(rating="none") == ["none"]
+    assert ids(rating="down") == ["triaged", "down"]
+    assert ids(category="refusal") == ["triaged"]
+    assert ids(status="resolved") == ["triaged"]
+    assert ids(status="new") == ["down", "none", "up"]
+    assert ids(until="2026-11-22T00:00:00Z") == ["none", "up"]  # before, not on
+    assert ids(since="2026-11-21T00:00:00", until="2026-11-23") == [
+        "down",
+        "none",
+    ]  # no offset: UTC
+    headers = {"authorization": f"Bearer {registered_app.api_key}"}
+    bad = client.get("/v1/feedback", params={"status": "done"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "status"
+
+
+def test_readiness_is_503_while_the_database_is_unreachable(tmp_path: Path) -> None:
+    """Liveness stays up (restarting would not help); readiness tells the load balancer."""
+    missing = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'downvote.db'}")
+    with TestClient(create_app(make_sessionmaker(missing), max_body_bytes=1024)) as client:
+        ready = client.get("/readyz")
+        assert client.get("/healthz").status_code == 200
+    missing.dispose()
+    assert ready.status_code == 503
+    assert ready.json() == {"status": "unavailable", "reason": "OperationalError"}

@@ -25,6 +25,7 @@ from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp, audit_trail
 from tests.support.fake_slack import FakeSlack
+from tests.support.polling import wait_until
 from tests.support.server import LiveServer
 from tests.support.signing import signed
 from tests.support.slack_payloads import (
@@ -344,3 +345,64 @@ def test_unpicking_a_category_removes_it_and_is_audited(triaging: Triaging) -> N
     assert [(a.slack_user, a.action, a.old_value) for a in trail][-1] == (
         "U0BOB", "category_removed", "refusal",
     )  # fmt: skip
+
+
+def submit(triaging: Triaging, callback_id: str, private_metadata: str, value: str) -> Any:
+    form = view_submission(callback_id, private_metadata, value, user="U0ALICE")
+    body, headers = signed_form(form)
+    response = triaging.client.post("/slack/events", content=body, headers=headers)
+    assert response.status_code == 200
+    return response.json() if response.content else None
+
+
+def open_modal(triaging: Triaging, message: dict[str, Any], action_id: str) -> dict[str, Any]:
+    before = len(triaging.slack.views)
+    triaging.click(message, button_click(message, action_id))
+    views = triaging.slack.wait_for(
+        lambda: triaging.slack.views if len(triaging.slack.views) > before else None,
+        description="the modal",
+    )
+    view: dict[str, Any] = views[-1]["view"]
+    return view
+
+
+def test_modal_mistakes_are_answered_in_the_modal_and_change_nothing(triaging: Triaging) -> None:
+    message = triaging.downvote()
+    note = open_modal(triaging, message, "triage_add_note")
+    empty = submit(triaging, note["callback_id"], note["private_metadata"], "   ")
+    assert empty == {"response_action": "errors", "errors": {"value": "The note is empty."}}
+    category = open_modal(triaging, message, "triage_new_category")
+    too_long = submit(triaging, category["callback_id"], category["private_metadata"], "x" * 61)
+    assert too_long["response_action"] == "errors"
+    assert "1 to 60 characters" in too_long["errors"]["value"]
+    stranger = json.dumps({"event_id": 987654})
+    unknown = submit(triaging, category["callback_id"], stranger, "new one")
+    assert "no record of this alert" in unknown["errors"]["value"]
+    snapshot = triaging.snapshot(message)
+    assert (snapshot.notes, snapshot.categories) == (0, ())
+
+
+def test_an_unknown_downvote_argument_gets_the_usage(triaging: Triaging) -> None:
+    body, headers = signed_form(slash_command("everything please", user="U0ALICE"))
+    answer = triaging.client.post("/slack/events", content=body, headers=headers)
+    assert "Usage: `/downvote`" in answer.text
+
+
+def test_a_payload_from_something_else_is_acked_and_ignored(
+    triaging: Triaging, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = triaging.downvote()
+    foreign = {**button_click(message, "triage_resolve"), "value": "x", "block_id": "theirs"}
+    assert triaging.click(message, foreign).status_code == 200
+    assert "ignored a Slack payload" in caplog.text
+    assert triaging.snapshot(message).status == "new"
+
+
+def test_slack_refusing_the_update_is_logged_and_the_click_kept(
+    triaging: Triaging, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = triaging.downvote()
+    triaging.slack.remove_channel("#alerts")  # the channel is gone: chat.update is refused
+    assert triaging.click(message, button_click(message, "triage_assign_me")).status_code == 200
+    wait_until(lambda: "Slack refused a call: channel_not_found" in caplog.text, "the log line")
+    assert triaging.snapshot(message).assignee == "U0ALICE"
