@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_BACKENDS ?= sqlite
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all lint bench-ingest bench-delivery bench-summary bench-redaction clean
+.PHONY: run test test-all coverage mutate lint bench-ingest bench-delivery bench-summary bench-redaction clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +18,16 @@ run: $(STAMP) ## start the service on SQLite at http://127.0.0.1:8000
 
 test: $(STAMP) ## the test suite (TEST_BACKENDS=sqlite|postgresql|sqlite,postgresql)
 	DOWNVOTE_TEST_BACKENDS=$(TEST_BACKENDS) $(PY) -m pytest $(PYTEST_ARGS)
+
+coverage: $(STAMP) ## line coverage of the suite on SQLite, subprocesses included
+	rm -rf .coverage && mkdir -p .coverage
+	DOWNVOTE_TEST_BACKENDS=$(TEST_BACKENDS) $(VENV)/bin/coverage run -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/coverage combine -q
+	$(VENV)/bin/coverage report
+
+mutate: $(STAMP) ## mutation testing of the modules listed under [tool.mutmut] (slow; not in CI)
+	$(VENV)/bin/mutmut run --max-children 2
+	$(VENV)/bin/mutmut results
 
 test-all: $(STAMP) ## the suite on SQLite and on PostgreSQL (127.0.0.1:5432)
 	$(MAKE) test TEST_BACKENDS=sqlite,postgresql
