@@ -301,6 +301,26 @@ class Redaction(_Section):
     patterns: list[RedactionPattern] = []
 
 
+class Grouping(_Section):
+    """Near-duplicate downvotes share one alert (see README, One problem, one alert)."""
+
+    enabled: bool = True
+    similarity: float = Field(default=0.8, gt=0, le=1)  # estimated Jaccard of the prompts
+    window_days: float = Field(default=7, gt=0)  # since the group's last member
+    suggest_similarity: float = Field(default=0.5, gt=0, le=1)  # like earlier triaged ones
+
+
+class SpikeLimits(_Section):
+    """When an app's downvotes jump, new groups gather in one message's thread."""
+
+    enabled: bool = True
+    min_count: int = Field(default=20, ge=1)  # downvotes in the window
+    factor: float = Field(default=5, ge=1)  # times the usual count per window
+    window_minutes: float = Field(default=10, gt=0)
+    baseline_days: float = Field(default=7, gt=0)
+    quiet_minutes: float = Field(default=10, gt=0)  # below the threshold this long: over
+
+
 DEFAULT_CRITERIA_TOML = """
 [[criteria]]
 name = "Satisfaction"
@@ -336,6 +356,8 @@ class DownvoteConfig(_Section):
     categories: list[Name] = list(DEFAULT_CATEGORIES)
     schedule: Schedule = Schedule()
     redaction: Redaction = Redaction()
+    grouping: Grouping = Grouping()
+    spike: SpikeLimits = SpikeLimits()
 
     @field_validator("criteria")
     @classmethod
@@ -402,6 +424,8 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
     ("schedule",): Schedule,
     ("redaction",): Redaction,
     ("redaction", "patterns", "*"): RedactionPattern,
+    ("grouping",): Grouping,
+    ("spike",): SpikeLimits,
 }
 
 

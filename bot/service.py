@@ -39,8 +39,7 @@ from bot.triage.context import AlertRenderer, TriageContext
 from storage.apps import list_apps
 from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import make_engine, make_sessionmaker, read_in_thread
-from storage.events import EventView
-from storage.triage import TriageSnapshot
+from storage.triage import PostedAlert, TriageSnapshot
 from webhooks.app import create_app
 
 logger = logging.getLogger("downvote")
@@ -111,9 +110,12 @@ def alert_renderer(redactor: Redactor) -> AlertRenderer:
     """How triage re-renders an alert: the alert feature's builder, for the triage feature."""
 
     def render(
-        event: EventView, triage: TriageSnapshot, categories: Sequence[str]
+        posted: PostedAlert, triage: TriageSnapshot, categories: Sequence[str]
     ) -> tuple[str, list[Block]]:
-        message = alert_message(event, triage=triage, categories=categories, redactor=redactor)
+        message = alert_message(
+            posted.event, triage=triage, categories=categories, redactor=redactor,
+            group=posted.group,
+        )  # fmt: skip
         return message.text, message.blocks
 
     return render
@@ -172,6 +174,8 @@ def build_service(
         or DeliveryPolicy(lease=timedelta(seconds=settings.downvote_alert_lease_seconds)),
         console=console,
         clock=clock,
+        grouping=config.grouping,
+        spike_limits=config.spike,
     )
     poster = make_summary_poster(settings, sessions, config, client, console, name, channels, clock)
     bolt = None

@@ -200,3 +200,21 @@ def event_views(session: Session, event_ids: Sequence[int]) -> dict[int, EventVi
         .where(FeedbackEvent.id.in_(event_ids))
     )
     return {row.id: event_view(row._mapping) for row in rows}
+
+
+def prompt_text(prompt: str | list[dict[str, Any]]) -> str:
+    """The text a prompt is judged by: itself, or a chat's last user message."""
+    if isinstance(prompt, str):
+        return prompt
+    for message in reversed(prompt):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _content_text(message.get("content"))
+    return _content_text(prompt[-1].get("content")) if prompt else ""
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": "…"}, …]
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""

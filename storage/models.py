@@ -15,10 +15,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -103,6 +105,8 @@ class FeedbackEvent(Base):
         Index("ix_feedback_events_app_id_id", "app_id", "id"),
         # Criteria and summaries scan downvotes (or all rated events) of a period.
         Index("ix_feedback_events_rating_occurred_at", "rating", "occurred_at"),
+        # Spike control counts an app's recent downvotes.
+        Index("ix_feedback_events_app_id_rating_received_at", "app_id", "rating", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -266,3 +270,93 @@ class SlackChannel(Base):
     configured: Mapped[str] = mapped_column(String(100), primary_key=True)
     channel_id: Mapped[str] = mapped_column(String(40))
     resolved_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DownvoteGroup(Base):
+    """Near-duplicate downvotes of one app: one alert (its head's), "seen N times".
+
+    open -> resolved (the head's triage); a downvote like a resolved group starts a new group
+    that points back at it (`previous_group_id`): the problem is back.
+    """
+
+    __tablename__ = "downvote_groups"
+    __table_args__ = (Index("ix_downvote_groups_app_id_last_seen_at", "app_id", "last_seen_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    head_event_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_events.id", ondelete="CASCADE"), unique=True
+    )
+    signature: Mapped[bytes] = mapped_column(LargeBinary)  # the head's MinHash
+    size: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    previous_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("downvote_groups.id", ondelete="SET NULL")
+    )
+    # [[category, similar downvotes], …] from earlier triaged groups, offered with an Apply button
+    suggestion: Mapped[Any] = mapped_column(JSON, nullable=True)
+    # The head's message, which "seen N times" updates, and the thread members go into: the
+    # head's own, or the spike's when the group began during a spike
+    slack_channel_id: Mapped[str | None] = mapped_column(String(100))
+    slack_ts: Mapped[str | None] = mapped_column(String(40))
+    slack_thread_ts: Mapped[str | None] = mapped_column(String(40))
+    refresh_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class GroupMember(Base):
+    """Which group a downvote belongs to (decided once, when its alert is first claimed)."""
+
+    __tablename__ = "group_members"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("downvote_groups.id", ondelete="CASCADE"), index=True
+    )
+
+
+class GroupBand(Base):
+    """One LSH band of a group's signature: groups sharing a band are candidates to compare."""
+
+    __tablename__ = "group_bands"
+    __table_args__ = (Index("ix_group_bands_app_id_band", "app_id", "band"),)
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("downvote_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    band: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+
+
+class Spike(Base):
+    """An app's downvotes far above its usual rate: one message collects new groups meanwhile.
+
+    quiet -> spiking (message) -> quiet: `ended_at` is set once the rate stayed below the
+    threshold for the quiet period.
+    """
+
+    __tablename__ = "spikes"
+    __table_args__ = (
+        # One open spike per app, however many processes notice it at once.
+        Index(
+            "uq_spikes_open_app_id", "app_id", unique=True,
+            sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL"),
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    below_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    baseline: Mapped[float] = mapped_column(Float)  # the usual downvotes per window
+    peak: Mapped[int] = mapped_column(Integer)
+    slack_channel_id: Mapped[str | None] = mapped_column(String(100))
+    slack_ts: Mapped[str | None] = mapped_column(String(40))
+    claimed_by: Mapped[str | None] = mapped_column(String(100))  # who posts its message
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refresh_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import insert_if_new, is_postgresql
 from storage.events import EventView, event_views
+from storage.groups import GroupView, group_view
 from storage.models import (
     Alert,
     App,
@@ -99,6 +100,13 @@ def _audit(
     )
 
 
+def record(
+    session: Session, event_id: int, *, user: str, action: str, new: str, now: datetime
+) -> None:
+    """An audit row for a decision made through something else (an applied suggestion)."""
+    _audit(session, event_id, user=user, action=action, old=None, new=new, now=now)
+
+
 def _touch(triage: Triage, user: str, now: datetime) -> None:
     """Any decision means someone looked: `new` becomes `acknowledged`, first time recorded."""
     if triage.status == TriageStatus.NEW:
@@ -164,11 +172,25 @@ def set_status(
 def toggle_assignee(session: Session, event_id: int, *, user: str, now: datetime) -> str | None:
     """Assign to the clicking user; if it is already theirs, unassign."""
     triage = _locked_triage(session, event_id, now)
+    assignee = None if triage.assignee == user else user
+    _assign(session, triage, assignee, user, now)
+    return assignee
+
+
+def set_assignee(
+    session: Session, event_id: int, *, assignee: str | None, user: str, now: datetime
+) -> None:
+    """Give the downvote to `assignee` (or to nobody): a group's members follow its head."""
+    _assign(session, _locked_triage(session, event_id, now), assignee, user, now)
+
+
+def _assign(
+    session: Session, triage: Triage, assignee: str | None, user: str, now: datetime
+) -> None:
     old = triage.assignee
-    triage.assignee = None if old == user else user
+    triage.assignee = assignee
     _touch(triage, user, now)
-    _audit(session, event_id, user=user, action="assignee", old=old, new=triage.assignee, now=now)
-    return triage.assignee
+    _audit(session, triage.event_id, user=user, action="assignee", old=old, new=assignee, now=now)
 
 
 def add_note(session: Session, event_id: int, *, user: str, text: str, now: datetime) -> None:
@@ -226,6 +248,7 @@ class PostedAlert:
     event: EventView
     channel_id: str | None
     ts: str | None
+    group: GroupView | None = None  # when the event heads a group
 
 
 def posted_alert(session: Session, event_id: int) -> PostedAlert:
@@ -236,7 +259,7 @@ def posted_alert(session: Session, event_id: int) -> PostedAlert:
         select(Alert.slack_channel_id, Alert.slack_ts).where(Alert.event_id == event_id)
     ).first()
     channel_id, ts = where if where is not None else (None, None)
-    return PostedAlert(event=event, channel_id=channel_id, ts=ts)
+    return PostedAlert(event, channel_id, ts, group_view(session, event_id))
 
 
 @dataclass(frozen=True)

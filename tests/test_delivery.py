@@ -231,9 +231,7 @@ async def test_a_long_thread_is_read_page_by_page() -> None:
         client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
         thread = await thread_metadata(client, parent["channel"], parent["ts"])
         pages = slack.calls_to("conversations.replies")
-    assert [payload["part"] for kind, payload in thread if kind == REPLY_EVENT_TYPE] == list(
-        range(1, 451)
-    )
+    assert [m.payload["part"] for m in thread if m.kind == REPLY_EVENT_TYPE] == list(range(1, 451))
     assert len(pages) == 3  # 200 a page
 
 

@@ -17,6 +17,7 @@ from tests.support.databases import RegisteredApp
 from tests.support.fake_slack import FakeSlack
 from tests.support.polling import wait_until
 from tests.support.processes import downvote_env, run_cli, serving
+from tests.support.prompts import distinct_prompt
 from tests.support.signing import signed
 
 pytestmark = pytest.mark.slow  # real `downvote serve` processes: signals, crashes, replicas
@@ -77,6 +78,10 @@ def test_sigkill_between_accepting_and_posting_delivers_once(
     assert run_cli(env, "alerts", "failed").stdout.strip() == "no failed alerts"
 
 
+def kind_of(message: dict[str, object]) -> str:
+    return str((message.get("metadata") or {}).get("event_type", ""))  # type: ignore[attr-defined]
+
+
 def test_two_replicas_post_each_of_200_downvotes_once(
     database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
 ) -> None:
@@ -90,7 +95,12 @@ def test_two_replicas_post_each_of_200_downvotes_once(
                     for n in range(200):
                         body, headers = signed(
                             registered_app.secret,
-                            {"id": f"r{n}", "prompt": f"p{n}", "response": "r", "rating": "down"},
+                            {
+                                "id": f"r{n}",
+                                "prompt": distinct_prompt(n),
+                                "response": "r",
+                                "rating": "down",
+                            },  # fmt: skip
                         )
                         url = (one if n % 2 else two).url
                         sends.append(http.post(f"{url}/v1/feedback", content=body, headers=headers))
@@ -101,8 +111,11 @@ def test_two_replicas_post_each_of_200_downvotes_once(
                 lambda: alert_statuses(sessions).count("posted") == 200, "200 alerts posted", 120
             )
             assert one.terminate() == 0 and two.terminate() == 0
-        ids = [m["metadata"]["event_payload"]["event_id"] for m in parents(slack)]  # type: ignore[index]
+        alerts = [m for m in slack.messages() if kind_of(m) == "downvote_alert"]
+        ids = [m["metadata"]["event_payload"]["event_id"] for m in alerts]  # type: ignore[index]
         assert len(ids) == 200 and len(set(ids)) == 200
+        # A burst from nowhere is a spike: one message, however many replicas saw it.
+        assert [kind_of(m) for m in parents(slack)].count("downvote_spike") == 1
 
 
 def test_sigterm_while_slack_holds_a_post_hands_it_to_another_process_at_once(

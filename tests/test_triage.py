@@ -26,6 +26,7 @@ from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp, audit_trail
 from tests.support.fake_slack import FakeSlack
 from tests.support.polling import wait_until
+from tests.support.prompts import distinct_prompt
 from tests.support.server import LiveServer
 from tests.support.signing import signed
 from tests.support.slack_payloads import (
@@ -48,11 +49,14 @@ class Triaging:
     client: TestClient
     sessions: sessionmaker[Session]
     app: RegisteredApp
+    sent: int = 0
 
     def downvote(self, **event: Any) -> dict[str, Any]:
         """Send a downvote and return its message once the worker has posted it."""
         before = len(self.parents())
-        payload = {"prompt": "Who wrote Hamlet?", "response": "Marlowe", "rating": "down", **event}
+        self.sent += 1  # each its own problem: no grouping
+        payload = {"prompt": distinct_prompt(self.sent), "response": "Marlowe", "rating": "down",
+                   **event}  # fmt: skip
         body, headers = signed(self.app.secret, payload)
         assert self.client.post("/v1/feedback", content=body, headers=headers).status_code == 202
         self.slack.wait_for(lambda: len(self.parents()) > before, description="the alert")

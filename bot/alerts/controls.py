@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 
 from bot.slack.blocks import (
@@ -15,8 +16,9 @@ from bot.slack.blocks import (
     usable_category,
 )
 from bot.slack.ids import ActionId, BlockId, StatusButton, control_block_id
-from bot.slack.limits import MAX_OPTIONS, blocks_text_size, truncate
-from bot.slack.mrkdwn import escape, inline, mention, one_line, slack_date
+from bot.slack.limits import BUTTON_VALUE, MAX_OPTIONS, blocks_text_size, truncate
+from bot.slack.mrkdwn import escape, inline, mention, message_link, one_line, slack_date
+from storage.groups import EarlierGroup, GroupView
 from storage.states import TriageStatus
 from storage.triage import TriageSnapshot
 
@@ -143,3 +145,50 @@ def _revision(triage: TriageSnapshot, categories: Sequence[str]) -> str:
     """Short digest of what the controls show: a new block id per state defeats client caching."""
     state = repr((triage, tuple(categories))).encode("utf-8", errors="surrogatepass")
     return hashlib.blake2s(state, digest_size=4).hexdigest()
+
+
+def group_blocks(event_id: int, group: GroupView | None, triage: TriageSnapshot) -> list[Block]:
+    """What a group's alert says beyond one downvote: it is back after being resolved, and the
+    categories earlier look-alikes were given, each a click away (never applied unasked)."""
+    if group is None:
+        return []
+    lines: list[str] = []
+    if group.size > 1:
+        lines.append(f"*Seen {group.size:,} times* · last {slack_date(group.last_seen_at)}")
+    if group.previous is not None:
+        lines.append(_back_line(group.previous))
+    offered = [(name, count) for name, count in group.suggestion if name not in triage.categories]
+    offered = [(name, count) for name, count in offered if usable_category(name)][:3]
+    if offered:
+        named = ", ".join(f"{escape(name)} ({count:,} similar downvote{'s' if count != 1 else ''})"
+                          for name, count in offered)  # fmt: skip
+        lines.append(f"*Suggested:* {truncate(named, STATE_CATEGORIES_CHARS)}")
+    if not lines:
+        return []
+    blocks: list[Block] = [context(lines)]
+    if offered:
+        names = [name for name, _ in offered]
+        apply = button(
+            f"Apply {', '.join(names)}", ActionId.APPLY_CATEGORIES, _apply_value(event_id, names)
+        )
+        blocks.append(actions(control_block_id(BlockId.SUGGESTION, event_id, "s"), [apply]))
+    return blocks
+
+
+def _back_line(previous: EarlierGroup) -> str:
+    when = f" on {slack_date(previous.resolved_at)}" if previous.resolved_at else ""
+    who = f" by {_who(previous.resolved_by)}" if previous.resolved_by else ""
+    line = f"🔁 *Back:* like a group resolved{when}{who}"
+    if previous.channel_id and previous.ts:
+        line += f" · <{message_link(previous.channel_id, previous.ts)}|the earlier alert>"
+    return line
+
+
+def _apply_value(event_id: int, names: Sequence[str]) -> str:
+    """The button's value: the event and the categories to apply (within Slack's 2,000)."""
+    kept: list[str] = []
+    for name in names:
+        if len(json.dumps({"e": event_id, "c": [*kept, name]})) > BUTTON_VALUE:
+            break
+        kept.append(name)
+    return json.dumps({"e": event_id, "c": kept})

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -21,11 +21,14 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.alerts import grouping
+from bot.alerts.grouping import REFRESH_EVERY
 from bot.alerts.message import (
     EVENT_TYPE,
     REPLY_EVENT_TYPE,
     AlertMessage,
     alert_message,
+    member_message,
     reply_blocks,
     reply_metadata,
 )
@@ -38,18 +41,38 @@ from bot.alerts.metrics import (
 )
 from bot.alerts.preview import block_kit_builder_url, message_as_text
 from bot.alerts.redaction import Redactor
+from bot.alerts.spike_message import SPIKE_EVENT_TYPE, SpikeMessage
+from bot.alerts.spikes import SpikeControl
+from bot.config import Grouping, SpikeLimits
 from bot.slack.channels import Channels, channel_fix, label
 from bot.slack.errors import SLACK_CALL_ERRORS, failure_detail, failure_reason, is_permanent
-from bot.slack.history import find_posted, thread_metadata
+from bot.slack.history import Tagged, find_posted, thread_metadata
 from bot.slack.pacing import CURRENT_CHANNEL, ChannelPacer
 from storage import alerts as outbox
-from storage import triage
+from storage import groups, triage
 from storage.alerts import ClaimedAlert
 from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
+from storage.groups import Placement
 from storage.states import AlertStatus
+from storage.triage import PostedAlert
 
 logger = logging.getLogger("downvote.delivery")
+Placements = Mapping[int, Placement]  # by event id
+PARENT_WAIT = timedelta(seconds=2)  # an alert waits this long for its group's or spike's message
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an alert goes: a thread (channel id, ts), or the channel; `member` when it is a
+    group's later downvote (no controls), `spike` when a spike's thread holds it."""
+
+    thread: tuple[str, str] | None
+    member: bool = False
+    spike: int | None = None
+
+
+CHANNEL = Route(None)
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,8 @@ class DeliveryWorker:
     console: Callable[[str], None] = print
     pacer: ChannelPacer = field(default_factory=ChannelPacer)
     channels: Channels | None = None  # made from `client` when not given
+    grouping: Grouping = field(default_factory=lambda: Grouping(enabled=False))
+    spike_limits: SpikeLimits = field(default_factory=lambda: SpikeLimits(enabled=False))
     _wake: asyncio.Event | None = field(default=None, init=False)
     _reported: set[str] = field(default_factory=set, init=False)
     _in_flight: set[int] = field(default_factory=set, init=False)  # alerts being posted now
@@ -102,6 +127,9 @@ class DeliveryWorker:
     def __post_init__(self) -> None:
         if self.channels is None and self.client is not None:
             self.channels = Channels(self.client, self.sessions, self.clock)
+        self._spikes = SpikeControl(
+            self.sessions, self.spike_limits, self.clock, self.name, self.policy.lease
+        )
 
     @property
     def _channels(self) -> Channels:
@@ -172,15 +200,22 @@ class DeliveryWorker:
             )
         )
         if not claimed:
+            await self._refresh()
             return 0
+        placements = await grouping.place(self.sessions, self.grouping, claimed)
         by_channel: dict[str | None, list[ClaimedAlert]] = defaultdict(list)
         for alert in claimed:
             by_channel[alert.channel or self.default_channel].append(alert)
-        await asyncio.gather(*(self._deliver_channel(c, a) for c, a in by_channel.items()))
+        await asyncio.gather(
+            *(self._deliver_channel(c, a, placements) for c, a in by_channel.items())
+        )
+        await self._refresh()
         await self._refresh_gauges()
         return len(claimed)
 
-    async def _deliver_channel(self, channel: str | None, alerts: list[ClaimedAlert]) -> None:
+    async def _deliver_channel(
+        self, channel: str | None, alerts: list[ClaimedAlert], placements: Placements
+    ) -> None:
         """In claim order, a few at a time (one once Slack rate-limits the channel); stop at the
         first transient failure, since the channel's other alerts would only fail too."""
         index = 0
@@ -189,7 +224,10 @@ class DeliveryWorker:
             width = 1 if paced else self.policy.in_flight_per_channel
             chunk = alerts[index : index + width]
             index += len(chunk)
-            retry_ats = [at for at in await asyncio.gather(*map(self.deliver, chunk)) if at]
+            sent = await asyncio.gather(
+                *(self.deliver(a, placements.get(a.event.id)) for a in chunk)
+            )
+            retry_ats = [at for at in sent if at]
             if retry_ats:
                 for later in alerts[index:]:
                     await self._db(
@@ -199,11 +237,13 @@ class DeliveryWorker:
                     )
                 return
 
-    async def deliver(self, alert: ClaimedAlert) -> datetime | None:
+    async def deliver(
+        self, alert: ClaimedAlert, placement: Placement | None = None
+    ) -> datetime | None:
         """Post one alert, recording each step Slack confirms; if it failed, say when to retry."""
         self._in_flight.add(alert.id)
         try:
-            retry_at = await self._deliver(alert)
+            retry_at = await self._deliver(alert, placement)
         except Exception:
             self._in_flight.discard(alert.id)
             raise
@@ -211,51 +251,172 @@ class DeliveryWorker:
         self._in_flight.discard(alert.id)
         return retry_at
 
-    async def _deliver(self, alert: ClaimedAlert) -> datetime | None:
-        categories = await self._read(lambda s: triage.categories(s, self.default_categories))
-        message = alert_message(alert.event, categories=categories, redactor=self.redactor)
+    async def _deliver(self, alert: ClaimedAlert, placement: Placement | None) -> datetime | None:
         try:
+            route = await self._route(alert, placement)
+            if route is None:  # its group's or spike's message is not in Slack yet
+                await self._wait_for_parent(alert)
+                return None
+            message = await self._message(alert, member=route.member)
             if self.client is None:
                 self._preview(message)
                 where: tuple[str | None, str | None] = (None, None)
             else:
-                where = await self._post(alert, message, self.client)
+                where = await self._post(alert, message, self.client, route.thread)
         except DeliveryError as error:
             return await self._record_failure(alert, error)
-        await self._db(
-            lambda s: outbox.mark_posted(
-                s,
-                alert.id,
-                worker=self.name,
-                now=self.clock.now(),
-                channel_id=where[0],
-                ts=where[1],
-            )
-        )
+        await self._db(lambda s: self._posted(s, alert, placement, route, where))
+        if route.spike is not None:
+            await self._spikes.joined(route.spike)
         ALERTS_POSTED.inc()
         ALERT_DELAY_SECONDS.observe((self.clock.now() - alert.created_at).total_seconds())
         return None
+
+    async def _route(self, alert: ClaimedAlert, placement: Placement | None) -> Route | None:
+        """Where the alert goes: its group's thread (a later member), the thread of its app's
+        spike (a new problem during a spike), or the channel. None: wait for that parent."""
+        if placement is not None and not placement.is_head:
+            parent = await self._read(lambda s: groups.group_message(s, placement.group_id))
+            if parent.channel_id and parent.thread_ts:
+                return Route((parent.channel_id, parent.thread_ts), member=True)
+            return None if not parent.head_failed else CHANNEL  # alone if the head failed
+        if self.client is None:
+            return CHANNEL
+        spike = await self._spikes.spike_of(alert.event.app_id)
+        if spike is None:
+            return CHANNEL
+        client, configured = self.client, self._configured(alert)
+        thread = await self._spikes.thread(
+            spike,
+            post=partial(self._post_spike, client, configured),
+            find=partial(self._find_spike, client, configured, since=spike.started_at),
+        )
+        return Route(thread, member=False, spike=spike.id) if thread else None
+
+    async def _message(self, alert: ClaimedAlert, *, member: bool) -> AlertMessage:
+        """A group's first downvote gets the alert with the controls; a later one goes into
+        its thread, whole, without them."""
+        if member:
+            return member_message(alert.event, redactor=self.redactor)
+        categories = await self._read(lambda s: triage.categories(s, self.default_categories))
+        return alert_message(alert.event, categories=categories, redactor=self.redactor)
+
+    async def _wait_for_parent(self, alert: ClaimedAlert) -> None:
+        """Come back shortly (no attempt used): the parent is being posted."""
+        at = self.clock.now() + PARENT_WAIT
+        await self._db(partial(outbox.defer, alert_id=alert.id, worker=self.name, at=at))
+
+    def _posted(
+        self,
+        session: Session,
+        alert: ClaimedAlert,
+        placement: Placement | None,
+        route: Route,
+        where: tuple[str | None, str | None],
+    ) -> None:
+        """Record the post; a group's first one becomes its message, a later one updates it."""
+        now = self.clock.now()
+        channel_id, ts = where
+        outbox.mark_posted(
+            session, alert.id, worker=self.name, now=now, channel_id=channel_id, ts=ts
+        )
+        if placement is None or channel_id is None or ts is None:
+            return
+        if placement.is_head:
+            thread_ts = route.thread[1] if route.thread else ts
+            groups.record_group_message(
+                session, placement.group_id, channel_id=channel_id, ts=ts, thread_ts=thread_ts
+            )
+        else:
+            groups.mark_for_refresh(session, placement.group_id, now=now, every=REFRESH_EVERY)
+
+    async def _post_spike(
+        self, client: AsyncWebClient, configured: str, message: SpikeMessage
+    ) -> tuple[str, str]:
+        known = await self._call(self._channels.known, configured)
+        response = await self._post_parent(
+            client, configured, channel=known or configured, text=message.text,
+            blocks=message.blocks, metadata=message.metadata, unfurl_links=False,
+            unfurl_media=False,
+        )  # fmt: skip
+        channel_id = str(response["channel"])
+        await self._call(self._channels.learned, configured, channel_id)
+        return channel_id, str(response["ts"])
+
+    async def _find_spike(
+        self, client: AsyncWebClient, configured: str, spike_id: int, *, since: datetime
+    ) -> tuple[str, str] | None:
+        """A spike message an earlier claimant may have posted before it stopped."""
+        channel_id = await self._call(self._channels.resolve, configured)
+        found: tuple[str, str] | None = await self._call(
+            self._channels.as_member,
+            channel_id,
+            lambda: find_posted(
+                client, channel_id, since=since,
+                matches=lambda kind, payload: (
+                    kind == SPIKE_EVENT_TYPE and payload.get("spike_id") == spike_id
+                ),
+            ),
+            shown_as=label(configured),
+        )  # fmt: skip
+        return found
+
+    async def _refresh(self) -> None:
+        """Show each grown group's size, and each spike's state, on its message (each at most
+        every 10 s)."""
+        if self.client is None:
+            return
+        heads = await self._db(lambda s: groups.claim_refreshes(s, now=self.clock.now()))
+        for head in heads:
+            posted, text, blocks = await self._read(partial(self._current, head=head))
+            if posted.channel_id and posted.ts:
+                await self._update(posted.channel_id, posted.ts, text=text, blocks=blocks)
+        for update in await self._spikes.updates():
+            message = update.message
+            await self._update(
+                update.channel_id, update.ts, text=message.text, blocks=message.blocks
+            )
+
+    async def _update(self, channel_id: str, ts: str, **content: Any) -> None:
+        assert self.client is not None
+        try:
+            await self._call(self.client.chat_update, channel=channel_id, ts=ts, **content)
+        except DeliveryError as error:
+            logger.warning("message %s in %s not updated: %s", ts, channel_id, error.detail)
+
+    def _current(self, session: Session, *, head: int) -> tuple[PostedAlert, str, list[Any]]:
+        posted = triage.posted_alert(session, head)
+        message = alert_message(
+            posted.event, triage=triage.snapshot(session, head), redactor=self.redactor,
+            categories=triage.categories(session, self.default_categories), group=posted.group,
+        )  # fmt: skip
+        return posted, message.text, message.blocks
 
     def _preview(self, message: AlertMessage) -> None:
         self.console(f"\n── Downvote alert (preview mode) ──\n{message_as_text(message)}\n")
         logger.info("see it as Slack would: %s", block_kit_builder_url(message))
 
     async def _post(
-        self, alert: ClaimedAlert, message: AlertMessage, client: AsyncWebClient
+        self,
+        alert: ClaimedAlert,
+        message: AlertMessage,
+        client: AsyncWebClient,
+        thread: tuple[str, str] | None = None,
     ) -> tuple[str, str]:
-        """Post the parent (unless it is there already) and the replies still missing."""
-        configured = alert.channel or self.default_channel
-        if not configured:
-            raise DeliveryError("no_channel", permanent=True)
+        """Post the message (in `thread`, for a group's later member), unless it is there
+        already, and its replies still missing."""
+        configured = self._configured(alert)
         ts, channel_id, replies_done = alert.slack_ts, alert.slack_channel_id, alert.replies_posted
         if alert.reconcile:
-            channel_id, ts, replies_done = await self._reconcile(alert, configured, client)
+            channel_id, ts, replies_done = await self._reconcile(alert, configured, client, thread)
         if ts is None or channel_id is None:
-            known = channel_id or await self._call(self._channels.known, configured)
+            known = channel_id or (thread[0] if thread else None)
+            known = known or await self._call(self._channels.known, configured)
             response = await self._post_parent(
                 client,
                 configured,
                 channel=known or configured,  # a name works here, and the answer gives the id
+                thread_ts=thread[1] if thread else None,
                 text=message.text,
                 blocks=message.blocks,
                 metadata=message.metadata,
@@ -275,7 +436,7 @@ class DeliveryWorker:
                 client,
                 configured,
                 channel=channel_id,
-                thread_ts=ts,
+                thread_ts=thread[1] if thread else ts,
                 text=message.replies[number],
                 blocks=reply_blocks(message.replies[number]),
                 metadata=reply_metadata(alert.event.id, number + 1),
@@ -293,36 +454,50 @@ class DeliveryWorker:
             )
         return channel_id, ts
 
+    def _configured(self, alert: ClaimedAlert) -> str:
+        configured = alert.channel or self.default_channel
+        if not configured:
+            raise DeliveryError("no_channel", permanent=True)
+        return configured
+
     async def _reconcile(
-        self, alert: ClaimedAlert, configured: str, client: AsyncWebClient
+        self,
+        alert: ClaimedAlert,
+        configured: str,
+        client: AsyncWebClient,
+        thread: tuple[str, str] | None,
     ) -> tuple[str, str | None, int]:
-        """After a crash: find the parent (by metadata) and count the replies already posted."""
-        channel_id = alert.slack_channel_id or await self._call(self._channels.resolve, configured)
+        """After a crash: find the alert (by metadata; in `thread` when it goes into one) and
+        count its replies already posted."""
+        known = alert.slack_channel_id or (thread[0] if thread else None)
+        channel_id: str = known or await self._call(self._channels.resolve, configured)
         ts, shown_as = alert.slack_ts, label(configured)
-        if ts is None:
-            found = await self._call(
-                self._channels.as_member,
-                channel_id,
-                lambda: find_posted(
-                    client, channel_id, since=alert.created_at,
-                    matches=lambda kind, payload: (
-                        kind == EVENT_TYPE and payload.get("event_id") == alert.event.id
-                    ),
-                ),
-                shown_as=shown_as,
-            )  # fmt: skip
+
+        def as_member(read: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
+            return self._call(self._channels.as_member, channel_id, read, shown_as=shown_as)
+
+        def is_this(kind: str, payload: Mapping[str, Any]) -> bool:
+            return kind == EVENT_TYPE and payload.get("event_id") == alert.event.id
+
+        if ts is None and thread is None:
+            found = await as_member(
+                lambda: find_posted(client, channel_id, since=alert.created_at, matches=is_this)
+            )
             if found is None:
                 return channel_id, None, 0
             channel_id, ts = found
-            logger.info("alert %d was posted before a restart; not posting again", alert.id)
-        thread = await self._call(
-            self._channels.as_member,
-            channel_id,
-            lambda: thread_metadata(client, channel_id, ts),
-            shown_as=shown_as,
-        )
+        root = thread[1] if thread else ts
+        assert root is not None
+        messages: list[Tagged] = await as_member(lambda: thread_metadata(client, channel_id, root))
+        ts = ts or next((m.ts for m in messages if is_this(m.kind, m.payload)), None)
+        if ts is None:
+            return channel_id, None, 0
+        if alert.slack_ts is None:
+            logger.info("alert %d was posted before a restart; not posting it again", alert.id)
         parts = [
-            int(payload.get("part", 0)) for kind, payload in thread if kind == REPLY_EVENT_TYPE
+            int(m.payload.get("part", 0))
+            for m in messages
+            if m.kind == REPLY_EVENT_TYPE and m.payload.get("event_id") == alert.event.id
         ]
         return channel_id, ts, max([alert.replies_posted, *parts])
 

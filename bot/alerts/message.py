@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.alerts.controls import triage_blocks
+from bot.alerts.controls import group_blocks, triage_blocks
 from bot.alerts.redaction import Redactor
 from bot.alerts.splitting import allocate, field_need, render_field, text_fields
 from bot.slack.blocks import Block, actions, button, context, header, section
@@ -19,11 +19,12 @@ from bot.slack.ids import ActionId, BlockId
 from bot.slack.limits import BLOCKS_TEXT_BUDGET, URL, blocks_text_size, truncate
 from bot.slack.mrkdwn import escape, inline, one_line, slack_date
 from storage.events import EventView
+from storage.groups import GroupView
 from storage.triage import UNTOUCHED, TriageSnapshot
 
-# The triage controls change after posting, but the split of the text must not (replies are
-# resumed by number after a restart), so the text gets what is left after this fixed reserve.
-CONTROLS_RESERVE = 5_000
+# The triage controls and the group's lines change after posting, but the split of the text must
+# not (replies are resumed by number after a restart): the text gets what is left after this.
+CONTROLS_RESERVE = 6_000
 FALLBACK_TEXT_CHARS = 300
 METADATA_ID_CHARS = 128
 EVENT_TYPE = "downvote_alert"
@@ -46,8 +47,10 @@ def alert_message(
     triage: TriageSnapshot = UNTOUCHED,
     categories: Sequence[str],
     redactor: Redactor,
+    group: GroupView | None = None,
 ) -> AlertMessage:
-    """Build the alert (parent blocks, thread replies, metadata) for one downvote."""
+    """Build the alert (parent blocks, thread replies, metadata) for one downvote, or for the
+    group it heads ("seen N times", back after being resolved, suggested categories)."""
     fields = text_fields(event, redactor)
     head = _head_blocks(event, redactor)
     trace = _trace_blocks(event)
@@ -61,7 +64,14 @@ def alert_message(
         replies.extend(field_replies)
     return AlertMessage(
         text=_fallback_text(event, redactor),
-        blocks=[*head, *sections, *trace, *triage_blocks(event.id, triage, categories)],
+        blocks=[
+            *head,
+            *sections,
+            *trace,
+            # What changes after posting (group, triage) comes last, within CONTROLS_RESERVE.
+            *group_blocks(event.id, group, triage),
+            *triage_blocks(event.id, triage, categories),
+        ],
         replies=replies,
         metadata=alert_metadata(event),
     )
@@ -74,6 +84,30 @@ def alert_metadata(event: EventView) -> dict[str, Any]:
         "event_type": EVENT_TYPE,
         "event_payload": {"event_id": event.id, "external_id": external_id},
     }
+
+
+def member_message(event: EventView, *, redactor: Redactor) -> AlertMessage:
+    """A later member of a group, posted into the group's thread: its own comment, prompt and
+    response (the whole text, the rest in further replies), without the triage controls."""
+    fields = text_fields(event, redactor)
+    head = [
+        section("*Another downvote like this one*", verbatim=True),
+        context(_meta_elements(event, redactor)),
+    ]
+    budget = BLOCKS_TEXT_BUDGET - blocks_text_size(head)
+    budgets = allocate([field_need(field) for field in fields], budget)
+    sections: list[Block] = []
+    replies: list[str] = []
+    for field, part_budget in zip(fields, budgets, strict=True):
+        parent_text, field_replies = render_field(field, parent_budget=part_budget)
+        sections.append(section(parent_text, block_id=field.block_id.value))
+        replies.extend(field_replies)
+    return AlertMessage(
+        text=_fallback_text(event, redactor),
+        blocks=[*head, *sections],
+        replies=replies,
+        metadata=alert_metadata(event),
+    )
 
 
 def reply_metadata(event_id: int, part: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ class ActionId(StrEnum):
     NOT_MODEL_ISSUE = "triage_not_model_issue"  # "Not a model issue" / "Mark as model issue"
     ASSIGN_ME = "triage_assign_me"
     ADD_NOTE = "triage_add_note"
+    APPLY_CATEGORIES = "triage_apply_categories"  # a suggestion's Apply; value: event, names
     # Link buttons still send a block_actions payload; a listener must ack it.
     OPEN_TRACE = "open_trace"
 
@@ -32,6 +33,7 @@ class BlockId(StrEnum):
     CATEGORIES = "triage_categories"
     CONTROLS = "triage_controls"
     STATE = "triage_state"
+    SUGGESTION = "triage_suggestion"
 
 
 class StatusButton(StrEnum):

@@ -16,6 +16,7 @@ MAX_BLOCKS = 50  # blocks in one message
 SECTION_TEXT = 3_000  # section block text
 HEADER_TEXT = 150  # header block text
 BUTTON_TEXT = 75  # button label
+BUTTON_VALUE = 2_000  # button value
 OPTION_TEXT = 75  # select option label
 OPTION_VALUE = 150  # select option value
 MAX_OPTIONS = 100  # options of a static select

@@ -274,9 +274,10 @@ class SummaryPoster:
             channel_id, lambda: thread_metadata(client, channel_id, ts), shown_as=shown_as
         )
         parts = [
-            int(payload.get("part", 0))
-            for kind, payload in thread
-            if kind == SUMMARY_PART_EVENT_TYPE and payload.get("generation") == claim.generation
+            int(message.payload.get("part", 0))
+            for message in thread
+            if message.kind == SUMMARY_PART_EVENT_TYPE
+            and message.payload.get("generation") == claim.generation
         ]
         return channel_id, ts, max([claim.parts_posted, *parts])
 

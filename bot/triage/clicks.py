@@ -28,6 +28,8 @@ def event_id_of(action: Mapping[str, Any]) -> int:
     value = action.get("value")
     if isinstance(value, str) and value.isdigit():
         return int(value)
+    if isinstance(value, str) and value.startswith("{"):  # an Apply button: {"e": id, "c": …}
+        return _apply_payload(value)[0]
     try:
         _, event_id = parse_block_id(str(action.get("block_id", "")))
     except ValueError:
@@ -86,3 +88,16 @@ def modal_text(view: Mapping[str, Any]) -> str:
     except (KeyError, TypeError) as exc:
         raise NotOurs("not a Downvote modal") from exc
     return str(value or "")
+
+
+def suggested_categories(action: Mapping[str, Any]) -> list[str]:
+    """The categories an Apply button offers."""
+    return _apply_payload(str(action.get("value", "")))[1]
+
+
+def _apply_payload(value: str) -> tuple[int, list[str]]:
+    try:
+        payload = json.loads(value)
+        return int(payload["e"]), [str(name) for name in payload["c"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NotOurs("not a Downvote Apply button") from exc

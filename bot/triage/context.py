@@ -23,8 +23,7 @@ from bot.triage.clicks import NotOurs, event_id_of, modal_event_id
 from storage import triage
 from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
-from storage.events import EventView
-from storage.triage import TriageSnapshot
+from storage.triage import PostedAlert, TriageSnapshot
 
 logger = logging.getLogger("downvote.slack")
 T = TypeVar("T")
@@ -32,7 +31,7 @@ REFRESH_LOCKS = 64
 Next = Callable[[], Awaitable[None]]
 # How an alert looks for a triage state: (fallback text, blocks). The shell wires the alert
 # feature's builder in here, so triage needs nothing from it but this function.
-AlertRenderer = Callable[[EventView, TriageSnapshot, Sequence[str]], tuple[str, list[Block]]]
+AlertRenderer = Callable[[PostedAlert, TriageSnapshot, Sequence[str]], tuple[str, list[Block]]]
 
 UNKNOWN_EVENT = (
     "Downvote has no record of this alert's event (it may have been deleted, or the alert "

@@ -31,6 +31,6 @@ async def refresh_alert(context: TriageContext, client: AsyncWebClient, event_id
 def _current(context: TriageContext, session: Session, event_id: int) -> Current:
     posted = triage.posted_alert(session, event_id)
     snapshot = triage.snapshot(session, event_id)
-    message = context.render(posted.event, snapshot, context.categories(session))
+    message = context.render(posted, snapshot, context.categories(session))
     where = (posted.channel_id, posted.ts) if posted.channel_id and posted.ts else None
     return snapshot, message, where
