@@ -100,7 +100,7 @@ def test_two_replicas_post_each_of_200_downvotes_once(
                                 "prompt": distinct_prompt(n),
                                 "response": "r",
                                 "rating": "down",
-                            },  # fmt: skip
+                            },
                         )
                         url = (one if n % 2 else two).url
                         sends.append(http.post(f"{url}/v1/feedback", content=body, headers=headers))
