@@ -35,7 +35,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from storage.db import POSTGRESQL, backend_of
-from storage.models import Alert, App, EventCategory, FeedbackEvent, Triage
+from storage.models import (
+    Alert,
+    App,
+    DownvoteGroup,
+    EventCategory,
+    FeedbackEvent,
+    GroupMember,
+    Triage,
+)
 from storage.states import Rating, TriageStatus
 from storage.triage import triaged
 
@@ -579,3 +587,43 @@ def median_time_to_triage(session: Session, start: datetime, end: datetime) -> M
         return MedianDuration(seconds=None, sample=0)
     median = sum(int(row.seconds) for row in rows) / len(rows)
     return MedianDuration(seconds=median, sample=rows[0].n)
+
+
+@dataclass(frozen=True)
+class GroupCounts:
+    """How many distinct problems a period's downvotes were, and the biggest ones."""
+
+    groups: int  # a downvote not (yet) in a group counts as one of its own
+    top: list[tuple[int, DownvoteRef]]  # (the group's downvotes in the period, its first one)
+
+
+def group_counts(session: Session, start: datetime, end: datetime, *, limit: int) -> GroupCounts:
+    size = func.count().label("size")
+    grouped = session.execute(
+        select(GroupMember.group_id, size)
+        .join(FeedbackEvent, FeedbackEvent.id == GroupMember.event_id)
+        .where(*_downvoted_between(start, end))
+        .group_by(GroupMember.group_id)
+        .order_by(size.desc(), GroupMember.group_id)
+    ).all()
+    alone = session.scalar(
+        select(func.count())
+        .select_from(FeedbackEvent)
+        .outerjoin(GroupMember, GroupMember.event_id == FeedbackEvent.id)
+        .where(*_downvoted_between(start, end), GroupMember.event_id.is_(None))
+    )
+    biggest = [(row.group_id, row.size) for row in grouped[:limit] if row.size > 1]
+    heads: dict[int, int] = {
+        group_id: head
+        for group_id, head in session.execute(
+            select(DownvoteGroup.id, DownvoteGroup.head_event_id).where(
+                DownvoteGroup.id.in_([group_id for group_id, _ in biggest])
+            )
+        )
+    }
+    refs = {
+        row.event_id: _ref(row)
+        for row in session.execute(_downvote_refs().where(FeedbackEvent.id.in_(heads.values())))
+    }
+    top = [(members, refs[heads[group_id]]) for group_id, members in biggest]
+    return GroupCounts(len(grouped) + (alone or 0), top)

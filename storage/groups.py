@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session
 from storage.db import is_postgresql
 from storage.models import (
     Alert,
+    App,
     DownvoteGroup,
     EventCategory,
+    FeedbackEvent,
     GroupBand,
     GroupMember,
     Triage,
@@ -363,3 +365,56 @@ def group_message(session: Session, group_id: int) -> GroupMessage:
         .where(DownvoteGroup.id == group_id)
     ).one()
     return GroupMessage(row.slack_channel_id, row.slack_thread_ts, row.status == AlertStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class GroupListing:
+    """One group as `downvote groups` lists it (its triage is its head's)."""
+
+    id: int
+    app: str
+    size: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+    status: TriageStatus
+    categories: tuple[str, ...]
+    prompt: Any
+
+
+def list_groups(
+    session: Session, *, app_id: int | None = None, since: datetime | None = None
+) -> list[GroupListing]:
+    """Groups seen since `since` (last member), largest first."""
+    query = (
+        select(DownvoteGroup, App.name, Triage.status, FeedbackEvent.prompt)
+        .join(App, App.id == DownvoteGroup.app_id)
+        .join(FeedbackEvent, FeedbackEvent.id == DownvoteGroup.head_event_id)
+        .outerjoin(Triage, Triage.event_id == DownvoteGroup.head_event_id)
+        .order_by(DownvoteGroup.size.desc(), DownvoteGroup.last_seen_at.desc())
+    )
+    if app_id is not None:
+        query = query.where(DownvoteGroup.app_id == app_id)
+    if since is not None:
+        query = query.where(DownvoteGroup.last_seen_at >= since)
+    rows = session.execute(query).all()
+    heads = [row.DownvoteGroup.head_event_id for row in rows]
+    categories: dict[int, list[str]] = {head: [] for head in heads}
+    for event_id, name in session.execute(
+        select(EventCategory.event_id, EventCategory.category)
+        .where(EventCategory.event_id.in_(heads))
+        .order_by(EventCategory.added_at, EventCategory.category)
+    ):
+        categories[event_id].append(name)
+    return [
+        GroupListing(
+            row.DownvoteGroup.id,
+            row.name,
+            row.DownvoteGroup.size,
+            row.DownvoteGroup.first_seen_at,
+            row.DownvoteGroup.last_seen_at,
+            TriageStatus(row.status or TriageStatus.NEW),
+            tuple(categories[row.DownvoteGroup.head_event_id]),
+            row.prompt,
+        )
+        for row in rows
+    ]

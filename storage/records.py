@@ -14,7 +14,15 @@ from sqlalchemy import Row, Select, select
 from sqlalchemy.orm import Session
 
 from storage.events import EVENT_VIEW_FIELDS, EventView, event_columns, event_view
-from storage.models import App, EventCategory, FeedbackEvent, Triage, TriageNote
+from storage.models import (
+    App,
+    DownvoteGroup,
+    EventCategory,
+    FeedbackEvent,
+    GroupMember,
+    Triage,
+    TriageNote,
+)
 from storage.states import Rating, TriageStatus
 from storage.triage import triaged
 
@@ -52,6 +60,8 @@ class EventRecord:
     assignee: str | None
     triaged_at: datetime | None
     triaged_by: str | None
+    group_id: int | None = None  # its group of near-duplicate downvotes, and that group's size
+    group_size: int | None = None
 
 
 # The public shape of an event, in this order (the CSV's columns): the contract's fields, where
@@ -60,19 +70,22 @@ RECORD_FIELDS = (
     "id", "app", "rating", "comment", "prompt", "response", "correction", "model", "feature",
     "latency_ms", "confidence", "user_id", "session_id", "trace_id", "trace_url", "metrics",
     "metadata", "occurred_at", "received_at", "categories", "status", "assignee", "notes",
-    "triaged_at", "triaged_by",
+    "triaged_at", "triaged_by", "group_id", "group_size",
 )  # fmt: skip
 
 
 _TRIAGE_COLUMNS = (Triage.status, Triage.assignee, Triage.triaged_at, Triage.triaged_by)
+_GROUP_COLUMNS = (GroupMember.group_id, DownvoteGroup.size.label("group_size"))
 
 
 def filtered_events(filters: EventFilter) -> Select[Any]:
     """The query behind the read API and the export (order and paging are the caller's)."""
     query = (
-        select(*event_columns(), *_TRIAGE_COLUMNS)
+        select(*event_columns(), *_TRIAGE_COLUMNS, *_GROUP_COLUMNS)
         .join(App, App.id == FeedbackEvent.app_id)
         .outerjoin(Triage, Triage.event_id == FeedbackEvent.id)
+        .outerjoin(GroupMember, GroupMember.event_id == FeedbackEvent.id)
+        .outerjoin(DownvoteGroup, DownvoteGroup.id == GroupMember.group_id)
     )
     if filters.app_id is not None:
         query = query.where(FeedbackEvent.app_id == filters.app_id)
@@ -128,6 +141,8 @@ def _records(session: Session, rows: Sequence[Row[Any]]) -> list[EventRecord]:
             assignee=row.assignee,
             triaged_at=row.triaged_at,
             triaged_by=row.triaged_by,
+            group_id=row.group_id,
+            group_size=row.group_size,
         )
         for row in rows
     ]
@@ -186,6 +201,8 @@ def event_record_dict(record: EventRecord) -> dict[str, Any]:
         ],
         "triaged_at": _iso(record.triaged_at),
         "triaged_by": record.triaged_by,
+        "group_id": record.group_id,
+        "group_size": record.group_size,
     }
     if event.rating is not None:
         values["rating"] = event.rating.value

@@ -172,7 +172,7 @@ def test_acceptance_day_shows_known_values_and_verdicts(db: Session) -> None:
     assert "✅ Response time: 475 ms (target ≤ 500 ms) · n = 100 · +75 ms vs previous day" in text
     assert "✅ High-confidence agreement: 92.5% (target ≥ 90%) · n = 40\n" in text
     assert "⚪ Rare feature agreement: not enough data (n = 5, needs 20) · target ≥ 50%" in text
-    assert "10 downvotes of 120 events · 10% triaged (1 of 10)" in text
+    assert "10 downvotes in 10 groups (120 events) · 10% triaged (1 of 10)" in text
     verdicts = [line.verdict for line in summary.criteria]
     assert verdicts == [
         Verdict.MISSED,
@@ -233,7 +233,7 @@ def test_downvotes_triage_and_oldest_untriaged_with_links(db: Session) -> None:
     db.flush()
     summary = daily_summary(db, config_with(), DAY, NEW_YORK, NOW)
     text = daily_summary_text(summary)
-    assert "2 downvotes of 3 events · 50% triaged (1 of 2)" in text
+    assert "2 downvotes in 2 groups (3 events) · 50% triaged (1 of 2)" in text
     assert "Top categories: hallucination (1)" in text
     assert "Oldest untriaged (2 waiting)" in text
     assert (
@@ -368,7 +368,7 @@ def test_weekly_digest_trend_has_seven_days(db: Session) -> None:
     assert "Mon 100.0% · Tue 95.0% · Wed 90.0% · Thu 85.0% · Fri 80.0% · Sat 75.0% · Sun 70.0%" in (
         text
     )
-    assert "21 downvotes of 140 events (last week 1 of 1) · 100% triaged" in text
+    assert "21 downvotes in 21 groups (140 events; last week 1 of 1) · 100% triaged" in text
     assert "• hallucination: 12 (last week 0, +12)" in text
     assert "• too slow: 0 (last week 1, -1)" in text
     # Waits of 10 min (x6), 20 (x5), 30 (x4), 40 (x3), 50 (x2), 60: the 11th of 21 is 20 min.

@@ -65,3 +65,13 @@ async def test_a_burst_into_a_limited_channel_earns_one_429_not_one_per_message(
         limited = [o for o in slack.outcomes if o.status == 429]
     assert alert_statuses(sessions) == ["posted"] * 12
     assert len(limited) == 1
+
+
+def test_posts_limited_together_get_slots_one_interval_apart() -> None:
+    """Posts in flight when Slack said 429 retry one at a time, not all after one Retry-After."""
+    clock = FakeClock()
+    pacer = ChannelPacer(interval=1.0, clock=clock)
+    for _ in range(3):
+        pacer.rate_limited("C0ALERTS", retry_after=2)
+    assert [pacer.reserve("C0ALERTS") for _ in range(3)] == [2.0, 3.0, 4.0]
+    assert pacer.reserve("C0OTHER") == 0.0  # another channel is not held up

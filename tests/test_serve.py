@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.models import Alert
+from storage.models import Alert, DownvoteGroup
 from tests.support.alerting import alert_statuses
 from tests.support.databases import RegisteredApp
 from tests.support.fake_slack import FakeSlack
@@ -116,6 +116,37 @@ def test_two_replicas_post_each_of_200_downvotes_once(
         assert len(ids) == 200 and len(set(ids)) == 200
         # A burst from nowhere is a spike: one message, however many replicas saw it.
         assert [kind_of(m) for m in parents(slack)].count("downvote_spike") == 1
+
+
+def test_two_replicas_make_one_group_of_six_near_identical_downvotes(
+    database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    """Both processes place downvotes at once; one lock per app keeps them in one group."""
+    prompts = [f"Where is my order #{n}? The tracking page says nothing at all." for n in range(6)]
+    with FakeSlack() as slack:
+        env = slack_env(database_url, slack)
+        with serving(env) as one, serving(env) as two:
+
+            async def send_all() -> list[int]:
+                async with httpx.AsyncClient(timeout=60) as http:
+                    sends = []
+                    for n, prompt in enumerate(prompts):
+                        body, headers = signed(
+                            registered_app.secret,
+                            {"id": f"o{n}", "prompt": prompt, "response": "r", "rating": "down"},
+                        )
+                        url = (one if n % 2 else two).url
+                        sends.append(http.post(f"{url}/v1/feedback", content=body, headers=headers))
+                    return [r.status_code for r in await asyncio.gather(*sends)]
+
+            assert asyncio.run(send_all()) == [202] * 6
+            wait_until(lambda: alert_statuses(sessions) == ["posted"] * 6, "6 alerts posted", 60)
+            assert one.terminate() == 0 and two.terminate() == 0
+        [parent] = parents(slack)
+        thread = slack.messages(str(parent["channel"]), thread_ts=str(parent["ts"]))
+        assert len(thread) == 5  # the other five, in its thread
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(DownvoteGroup)) == 1
 
 
 def test_sigterm_while_slack_holds_a_post_hands_it_to_another_process_at_once(

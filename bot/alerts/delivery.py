@@ -75,6 +75,20 @@ class Route:
 CHANNEL = Route(None)
 
 
+def _is_member(placement: Placement | None) -> bool:
+    return placement is not None and not placement.is_head
+
+
+def _chunk(alerts: list[ClaimedAlert], placements: Placements) -> list[ClaimedAlert]:
+    """The alerts to post at once: up to a group's later downvote that follows another alert
+    (its parent may be that one, so it goes after it)."""
+    members = [_is_member(placements.get(alert.event.id)) for alert in alerts]
+    for index in range(1, len(alerts)):
+        if members[index] and not all(members[:index]):
+            return alerts[:index]
+    return alerts
+
+
 @dataclass(frozen=True)
 class DeliveryPolicy:
     """How hard to try: exponential backoff with full jitter, then give up."""
@@ -222,7 +236,7 @@ class DeliveryWorker:
         while index < len(alerts):
             paced = channel is None or self.pacer.is_paced(channel)
             width = 1 if paced else self.policy.in_flight_per_channel
-            chunk = alerts[index : index + width]
+            chunk = _chunk(alerts[index : index + width], placements)
             index += len(chunk)
             sent = await asyncio.gather(
                 *(self.deliver(a, placements.get(a.event.id)) for a in chunk)
@@ -298,8 +312,15 @@ class DeliveryWorker:
         its thread, whole, without them."""
         if member:
             return member_message(alert.event, redactor=self.redactor)
-        categories = await self._read(lambda s: triage.categories(s, self.default_categories))
-        return alert_message(alert.event, categories=categories, redactor=self.redactor)
+        categories, group = await self._read(
+            lambda s: (
+                triage.categories(s, self.default_categories),
+                groups.group_view(s, alert.event.id),
+            )
+        )
+        return alert_message(
+            alert.event, categories=categories, redactor=self.redactor, group=group
+        )
 
     async def _wait_for_parent(self, alert: ClaimedAlert) -> None:
         """Come back shortly (no attempt used): the parent is being posted."""

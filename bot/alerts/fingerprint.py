@@ -34,6 +34,8 @@ _MASKS = [
     # "double", “curly”, `back` and 'single' quoted values (a lone apostrophe is not a quote)
     (re.compile(r"\"[^\"\n]{0,200}\"|“[^”\n]{0,200}”|`[^`\n]{0,200}`|(?<!\w)'[^'\n]{1,200}'(?!\w)"),
      " zquotedz "),
+    # numbers and ids: any run of word characters, dots and dashes holding a digit (ORD-123, 4.5)
+    (re.compile(r"[\w.-]*\d[\w.-]*"), " znumz "),
 ]  # fmt: skip
 _WORD = re.compile(r"\w+")
 

@@ -16,6 +16,7 @@ from bot.cli.common import UserError
 from bot.cli.db import db_cli
 from bot.cli.digest import digest
 from bot.cli.export import export
+from bot.cli.groups import groups
 from bot.cli.send_test import send_test
 from bot.cli.serve import serve
 from bot.cli.slack import slack_cli
@@ -32,6 +33,7 @@ cli.add_typer(apps_cli, name="apps")
 cli.command()(export)
 cli.command("send-test")(send_test)
 cli.add_typer(alerts_cli, name="alerts")
+cli.command()(groups)
 cli.command()(digest)
 cli.add_typer(slack_cli, name="slack")
 cli.add_typer(db_cli, name="db")

@@ -55,6 +55,20 @@ class ChannelPacer:
         if wait > 0:
             await self.clock.sleep(wait)
 
+    def reserve(self, channel: str) -> float:
+        """Hold the next free slot of the channel; how long until it comes. Callers at the same
+        moment get slots one interval apart."""
+        now = self.clock.monotonic()
+        at = max(self._next_at.get(channel, now), now)
+        self._next_at[channel] = at + self.interval
+        return at - now
+
+    async def take_turn(self, channel: str) -> None:
+        """Wait for a held slot of the channel (see `reserve`)."""
+        wait = self.reserve(channel)
+        if wait > 0:
+            await self.clock.sleep(wait)
+
     def posted(self, channel: str) -> None:
         """A post to `channel` just went through: the next one waits an interval from now."""
         if self.is_paced(channel):
@@ -81,11 +95,14 @@ class PacingRateLimitHandler(AsyncRateLimitErrorRetryHandler):
             raise error  # type: ignore[misc]  # as slack_sdk's handler does
         retry_after = _retry_after(response.headers)
         channel = CURRENT_CHANNEL.get()
-        if channel is not None:
-            self.pacer.rate_limited(channel, retry_after)
         state.next_attempt_requested = True
-        # slack_sdk's own wait (Retry-After plus up to a second of jitter), on our clock.
-        await self.pacer.clock.sleep(retry_after + random.random())
+        if channel is None:
+            # slack_sdk's own wait (Retry-After plus up to a second of jitter), on our clock.
+            await self.pacer.clock.sleep(retry_after + random.random())
+        else:
+            # Posts that were in flight together retry one an interval apart, not together.
+            self.pacer.rate_limited(channel, retry_after)
+            await self.pacer.take_turn(channel)
         state.increment_current_attempt()
 
 

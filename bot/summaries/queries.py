@@ -19,12 +19,14 @@ from storage.criteria import (
     CriterionResult,
     DownvoteCounts,
     DownvoteRef,
+    GroupCounts,
     MedianDuration,
     NameCount,
     categories_compared,
     compute_criterion,
     compute_criterion_series,
     downvote_counts,
+    group_counts,
     median_time_to_triage,
     oldest_untriaged,
     representative_downvotes,
@@ -79,6 +81,7 @@ class DailySummary:
     now: datetime
     criteria: list[CriterionLine]
     counts: DownvoteCounts
+    groups: GroupCounts
     top_categories: list[NameCount]
     untriaged: int
     oldest_untriaged: list[DownvoteRef]
@@ -103,6 +106,7 @@ class WeeklyDigest:
     now: datetime
     criteria: list[CriterionTrend]
     counts: DownvoteCounts
+    groups: GroupCounts
     previous_counts: DownvoteCounts
     categories: list[CategoryWeekOverWeek]
     time_to_triage: MedianDuration
@@ -130,6 +134,7 @@ def daily_summary(
         now=now,
         criteria=lines,
         counts=downvote_counts(session, period.start, period.end),
+        groups=group_counts(session, period.start, period.end, limit=TOP),
         top_categories=top_categories(session, period.start, period.end, limit=TOP),
         untriaged=untriaged_count(session, period.end),
         oldest_untriaged=oldest_untriaged(session, period.end, limit=TOP),
@@ -157,6 +162,7 @@ def weekly_digest(
         now=now,
         criteria=trends,
         counts=downvote_counts(session, period.start, period.end),
+        groups=group_counts(session, period.start, period.end, limit=TOP),
         previous_counts=downvote_counts(session, previous.start, previous.end),
         categories=categories,
         time_to_triage=median_time_to_triage(session, period.start, period.end),

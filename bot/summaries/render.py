@@ -32,7 +32,7 @@ from bot.summaries.queries import (
     WeeklyDigest,
     verdict_of,
 )
-from storage.criteria import CriterionResult, DownvoteRef, NameCount
+from storage.criteria import CriterionResult, DownvoteRef, GroupCounts, NameCount
 
 Permalink = Callable[[str, str], str | None]
 
@@ -76,10 +76,17 @@ def _excerpt(ref: DownvoteRef) -> str:
 
 
 def _downvote_line(
-    ref: DownvoteRef, markup: _Markup, tz: ZoneInfo, *, now: datetime | None = None
+    ref: DownvoteRef,
+    markup: _Markup,
+    tz: ZoneInfo,
+    *,
+    now: datetime | None = None,
+    lead: str | None = None,
 ) -> str:
     where = " / ".join(markup.text(part) for part in (ref.app, ref.feature) if part)
     parts = [markup.link(moment_label(ref.occurred_at, tz), ref), where]
+    if lead:
+        parts.insert(0, lead)
     if ref.model:
         parts.append(markup.text(ref.model))
     parts.append(f"“{markup.text(_excerpt(ref))}”")
@@ -115,12 +122,13 @@ def _daily_sections(summary: DailySummary, markup: _Markup) -> list[_Section]:
     tz = summary.period.tz
     counts = summary.counts
     downvotes = [
-        f"{counts.downvotes:,} downvotes of {counts.events:,} events · "
-        f"{percent(counts.triaged, counts.downvotes)} triaged "
+        f"{counts.downvotes:,} downvotes in {_groups(summary.groups)} ({counts.events:,} "
+        f"events) · {percent(counts.triaged, counts.downvotes)} triaged "
         f"({counts.triaged:,} of {counts.downvotes:,})"
     ]
     if summary.top_categories:
         downvotes.append("Top categories: " + _name_counts(summary.top_categories, markup))
+    downvotes.extend(_top_groups(summary.groups, markup, tz))
     sections = [
         _Section(
             "Success criteria",
@@ -139,6 +147,19 @@ def _daily_sections(summary: DailySummary, markup: _Markup) -> list[_Section]:
             )
         )
     return sections
+
+
+def _groups(counts: GroupCounts) -> str:
+    return f"{counts.groups:,} group{'s' if counts.groups != 1 else ''}"
+
+
+def _top_groups(counts: GroupCounts, markup: _Markup, tz: ZoneInfo) -> list[str]:
+    """The biggest groups: how many downvotes each, and a link to its alert."""
+    if not counts.top:
+        return []
+    return ["Top groups:"] + [
+        _downvote_line(head, markup, tz, lead=f"{size:,} downvotes") for size, head in counts.top
+    ]
 
 
 def _name_counts(items: Sequence[NameCount], markup: _Markup, empty: str = "(none)") -> str:
@@ -164,8 +185,8 @@ def _weekly_sections(digest: WeeklyDigest, markup: _Markup) -> list[_Section]:
     counts, before = digest.counts, digest.previous_counts
     triage = digest.time_to_triage
     downvotes = [
-        f"{counts.downvotes:,} downvotes of {counts.events:,} events "
-        f"(last week {before.downvotes:,} of {before.events:,}) · "
+        f"{counts.downvotes:,} downvotes in {_groups(digest.groups)} ({counts.events:,} "
+        f"events; last week {before.downvotes:,} of {before.events:,}) · "
         f"{percent(counts.triaged, counts.downvotes)} triaged",
         "Median time to triage: "
         + (
@@ -178,6 +199,7 @@ def _weekly_sections(digest: WeeklyDigest, markup: _Markup) -> list[_Section]:
         downvotes.append("Features: " + _name_counts(digest.top_features, markup, "(no feature)"))
     if digest.top_models:
         downvotes.append("Models: " + _name_counts(digest.top_models, markup, "(no model)"))
+    downvotes.extend(_top_groups(digest.groups, markup, digest.period.tz))
     sections = [
         _Section(
             "Success criteria",

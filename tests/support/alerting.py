@@ -58,7 +58,9 @@ def make_worker(
     pacer: ChannelPacer | None = None,
     token: str | None = None,
     timeout: float = 15,
+    **options: Any,
 ) -> DeliveryWorker:
+    """A worker on the fake Slack; `options` go to DeliveryWorker (clock, grouping, spikes)."""
     pacer = pacer or ChannelPacer()
     client = None
     if slack is not None:
@@ -76,6 +78,7 @@ def make_worker(
         policy=policy,
         name=name,
         console=console,
+        **options,
     )
 
 
