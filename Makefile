@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_BACKENDS ?= sqlite
 PYTEST_ARGS ?=
 
-.PHONY: run test test-all coverage mutate lint bench-ingest bench-delivery bench-summary bench-redaction clean
+.PHONY: run test test-all coverage mutate lint bench-ingest bench-delivery bench-summary bench-redaction bench-grouping clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -49,6 +49,9 @@ bench-summary: $(STAMP) ## criteria over 1M events, SQLite and PostgreSQL
 
 bench-redaction: $(STAMP) ## redaction time at 10 KB and 100 KB of inputs built to backtrack
 	$(PY) benchmarks/redaction.py
+
+bench-grouping: $(STAMP) ## group lookup among 1M groups (SQLite, PostgreSQL); grouping's cost to ingest
+	$(PY) benchmarks/grouping.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

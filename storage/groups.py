@@ -14,15 +14,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import BigInteger, Table, bindparam, func, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
-from storage.db import is_postgresql
+from storage.db import POSTGRESQL, SQLITE, backend_of, is_postgresql
 from storage.models import (
     Alert,
     App,
+    Base,
     DownvoteGroup,
     EventCategory,
     FeedbackEvent,
@@ -30,6 +31,7 @@ from storage.models import (
     GroupMember,
     Triage,
     TriageAudit,
+    UTCDateTime,
 )
 from storage.states import AlertStatus, TriageStatus
 
@@ -65,7 +67,7 @@ class Placement:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class Candidate:
     id: int
     signature: bytes
     size: int
@@ -108,7 +110,7 @@ def _place_one(
 ) -> Placement:
     scored = [
         (likeness(newcomer.signature, candidate.signature), candidate)
-        for candidate in _candidates(session, newcomer)
+        for candidate in candidates(session, newcomer)
     ]
     alike = [(score, c) for score, c in scored if score >= rules.similarity]
     open_groups = [
@@ -125,35 +127,48 @@ def _place_one(
     return _start(session, newcomer, previous, _suggestion(previous, hints))
 
 
-def _candidates(session: Session, newcomer: Newcomer) -> list[_Candidate]:
-    """The app's groups sharing a band with the newcomer: one query on the band index."""
-    sharing = (
-        select(GroupBand.group_id)
-        .where(GroupBand.app_id == newcomer.app_id, GroupBand.band.in_(newcomer.bands))
-        .distinct()
-        .scalar_subquery()
+# Built once: only the parameters change, so each lookup skips building and compiling SQL.
+_SHARING_A_BAND = (
+    select(
+        DownvoteGroup.id,
+        DownvoteGroup.signature,
+        DownvoteGroup.size,
+        DownvoteGroup.last_seen_at,
+        DownvoteGroup.head_event_id,
+        Triage.status,
     )
-    rows = session.execute(
-        select(
-            DownvoteGroup.id,
-            DownvoteGroup.signature,
-            DownvoteGroup.size,
-            DownvoteGroup.last_seen_at,
-            DownvoteGroup.head_event_id,
-            Triage.status,
+    .outerjoin(Triage, Triage.event_id == DownvoteGroup.head_event_id)
+    .where(
+        DownvoteGroup.id.in_(
+            select(GroupBand.group_id)
+            .where(
+                GroupBand.app_id == bindparam("app_id"),
+                GroupBand.band.in_(bindparam("bands", expanding=True)),
+            )
+            .distinct()
+            .scalar_subquery()
         )
-        .outerjoin(Triage, Triage.event_id == DownvoteGroup.head_event_id)
-        .where(DownvoteGroup.id.in_(sharing))
+    )
+)
+_CATEGORIES_OF = (
+    select(EventCategory.event_id, EventCategory.category)
+    .where(EventCategory.event_id.in_(bindparam("heads", expanding=True)))
+    .order_by(EventCategory.added_at, EventCategory.category)
+)
+
+
+def candidates(session: Session, newcomer: Newcomer) -> list[Candidate]:
+    """The app's groups sharing a band with the newcomer: one query on the band index."""
+    rows = session.execute(
+        _SHARING_A_BAND, {"app_id": newcomer.app_id, "bands": list(newcomer.bands)}
     ).all()
+    if not rows:
+        return []
     categories: dict[int, list[str]] = {row.head_event_id: [] for row in rows}
-    for event_id, name in session.execute(
-        select(EventCategory.event_id, EventCategory.category)
-        .where(EventCategory.event_id.in_(list(categories)))
-        .order_by(EventCategory.added_at, EventCategory.category)
-    ):
+    for event_id, name in session.execute(_CATEGORIES_OF, {"heads": list(categories)}):
         categories[event_id].append(name)
     return [
-        _Candidate(
+        Candidate(
             row.id,
             row.signature,
             row.size,
@@ -166,7 +181,7 @@ def _candidates(session: Session, newcomer: Newcomer) -> list[_Candidate]:
     ]
 
 
-def _suggestion(previous: _Candidate | None, hints: Sequence[_Candidate]) -> list[list[Any]]:
+def _suggestion(previous: Candidate | None, hints: Sequence[Candidate]) -> list[list[Any]]:
     """Categories to offer, with how many similar downvotes carry each (a resolved look-alike's
     categories first: the same problem, back)."""
     if previous is not None and previous.categories:
@@ -178,62 +193,85 @@ def _suggestion(previous: _Candidate | None, hints: Sequence[_Candidate]) -> lis
     return [[name, count] for name, count in weights.most_common(3)]
 
 
-def _join(session: Session, newcomer: Newcomer, group: _Candidate) -> Placement:
-    session.add(GroupMember(event_id=newcomer.event_id, group_id=group.id))
-    session.execute(
-        update(DownvoteGroup)
-        .where(DownvoteGroup.id == group.id)
-        .values(size=DownvoteGroup.size + 1, last_seen_at=_later(session, newcomer.received_at))
+def _table(model: type[Base]) -> Table:
+    """The Core table: parameters then bind once to the statement, not as ORM bulk rows."""
+    return cast(Table, model.__table__)
+
+
+_ADD_MEMBER = insert(_table(GroupMember)).values(
+    event_id=bindparam("member"), group_id=bindparam("group")
+)
+
+
+def _grown(later: Callable[..., Any]) -> Any:
+    return (
+        update(_table(DownvoteGroup))
+        .where(DownvoteGroup.id == bindparam("group"))
+        .values(
+            size=DownvoteGroup.size + 1,
+            last_seen_at=later(DownvoteGroup.last_seen_at, bindparam("seen", type_=UTCDateTime)),
+        )
     )
+
+
+# The later of last_seen_at and the newcomer's time: greatest() on PostgreSQL, max() on SQLite.
+_GROW = {POSTGRESQL: _grown(func.greatest), SQLITE: _grown(func.max)}
+
+
+def _join(session: Session, newcomer: Newcomer, group: Candidate) -> Placement:
+    session.execute(_ADD_MEMBER, {"member": newcomer.event_id, "group": group.id})
+    session.execute(_GROW[backend_of(session)], {"group": group.id, "seen": newcomer.received_at})
     _inherit_triage(session, group.head_event_id, newcomer.event_id)
-    session.flush()
     return Placement(newcomer.event_id, group.id, False)
 
 
-def _later(session: Session, moment: datetime) -> Any:
-    """The later of the group's last_seen_at and `moment` (greatest() / SQLite's max())."""
-    later = func.greatest if is_postgresql(session) else func.max
-    return later(DownvoteGroup.last_seen_at, moment)
-
-
 def _start(
-    session: Session, newcomer: Newcomer, previous: _Candidate | None, suggestion: list[list[Any]]
+    session: Session, newcomer: Newcomer, previous: Candidate | None, suggestion: list[list[Any]]
 ) -> Placement:
-    group = DownvoteGroup(
-        app_id=newcomer.app_id, head_event_id=newcomer.event_id, signature=newcomer.signature,
-        size=1, first_seen_at=newcomer.received_at, last_seen_at=newcomer.received_at,
-        previous_group_id=previous.id if previous else None, suggestion=suggestion or None,
-    )  # fmt: skip
-    session.add(group)
-    session.flush()
-    session.add(GroupMember(event_id=newcomer.event_id, group_id=group.id))
+    group_id = session.execute(
+        insert(DownvoteGroup)
+        .values(
+            app_id=newcomer.app_id, head_event_id=newcomer.event_id, signature=newcomer.signature,
+            size=1, first_seen_at=newcomer.received_at, last_seen_at=newcomer.received_at,
+            previous_group_id=previous.id if previous else None,
+            suggestion=suggestion or null(),
+        )
+        .returning(DownvoteGroup.id)
+    ).scalar_one()  # fmt: skip
+    session.execute(insert(GroupMember).values(event_id=newcomer.event_id, group_id=group_id))
     session.execute(
         insert(GroupBand),
-        [{"group_id": group.id, "band": band, "app_id": newcomer.app_id} for band in
+        [{"group_id": group_id, "band": band, "app_id": newcomer.app_id} for band in
          dict.fromkeys(newcomer.bands)],
     )  # fmt: skip
-    return Placement(newcomer.event_id, group.id, True)
+    return Placement(newcomer.event_id, group_id, True)
+
+
+_TRIAGE_COPIED = ("status", "assignee", "triaged_at", "triaged_by", "updated_at")
+_INHERIT = [
+    insert(_table(Triage)).from_select(
+        ["event_id", *_TRIAGE_COPIED],
+        select(
+            bindparam("member", type_=BigInteger), *(getattr(Triage, c) for c in _TRIAGE_COPIED)
+        ).where(Triage.event_id == bindparam("head")),
+    ),
+    insert(_table(EventCategory)).from_select(
+        ["event_id", "category", "added_by", "added_at"],
+        select(
+            bindparam("member", type_=BigInteger),
+            EventCategory.category,
+            EventCategory.added_by,
+            EventCategory.added_at,
+        ).where(EventCategory.event_id == bindparam("head")),
+    ),
+]
 
 
 def _inherit_triage(session: Session, head_event_id: int, event_id: int) -> None:
-    """A newcomer to a group carries the group's triage: its categories, status and assignee."""
-    head = session.get(Triage, head_event_id)
-    if head is not None:
-        session.add(
-            Triage(
-                event_id=event_id, status=head.status, assignee=head.assignee,
-                triaged_at=head.triaged_at, triaged_by=head.triaged_by, updated_at=head.updated_at,
-            )
-        )  # fmt: skip
-    for category in session.scalars(
-        select(EventCategory).where(EventCategory.event_id == head_event_id)
-    ):
-        session.add(
-            EventCategory(
-                event_id=event_id, category=category.category, added_by=category.added_by,
-                added_at=category.added_at,
-            )
-        )  # fmt: skip
+    """A newcomer to a group carries the group's triage: its categories, status and assignee
+    (copied in the database: nothing to copy is the usual case, and costs two statements)."""
+    for statement in _INHERIT:
+        session.execute(statement, {"member": event_id, "head": head_event_id})
 
 
 def record_group_message(

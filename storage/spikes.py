@@ -90,6 +90,17 @@ def _open(session: Session, app_id: int) -> Spike | None:
     return session.scalar(select(Spike).where(Spike.app_id == app_id, Spike.ended_at.is_(None)))
 
 
+def lookup(
+    session: Session, app_id: int, *, now: datetime, rules: SpikeRules
+) -> tuple[SpikeView | None, bool]:
+    """Read only: the app's open spike, else whether one is due (then `current` opens it)."""
+    spike = _open(session, app_id)
+    if spike is not None:
+        return _view(spike), False
+    seen = rate(session, app_id, now=now, rules=rules)
+    return None, seen.count >= rules.threshold(seen.baseline)
+
+
 def current(session: Session, app_id: int, *, now: datetime, rules: SpikeRules) -> SpikeView | None:
     """The app's open spike; opened now if its downvotes have just crossed the threshold."""
     spike = _open(session, app_id)

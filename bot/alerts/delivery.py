@@ -289,13 +289,13 @@ class DeliveryWorker:
     async def _route(self, alert: ClaimedAlert, placement: Placement | None) -> Route | None:
         """Where the alert goes: its group's thread (a later member), the thread of its app's
         spike (a new problem during a spike), or the channel. None: wait for that parent."""
+        if self.client is None:  # preview mode: each alert is printed, nothing is threaded
+            return CHANNEL
         if placement is not None and not placement.is_head:
             parent = await self._read(lambda s: groups.group_message(s, placement.group_id))
             if parent.channel_id and parent.thread_ts:
                 return Route((parent.channel_id, parent.thread_ts), member=True)
             return None if not parent.head_failed else CHANNEL  # alone if the head failed
-        if self.client is None:
-            return CHANNEL
         spike = await self._spikes.spike_of(alert.event.app_id)
         if spike is None:
             return CHANNEL

@@ -64,10 +64,10 @@ def fingerprint(prompt: str | list[dict[str, Any]]) -> Fingerprint:
     minhash = MinHash(num_perm=NUM_PERM, seed=_SEED, permutations=_PERMUTATIONS, scheme=_SCHEME)
     minhash.update_batch(shingles(normalized_words(prompt_text(prompt))))
     values = np.asarray(minhash.hashvalues, dtype="<u4")
-    return Fingerprint(values.tobytes(), _bands(values))
+    return Fingerprint(values.tobytes(), band_keys(values))
 
 
-def _bands(values: np.ndarray[Any, Any]) -> tuple[int, ...]:
+def band_keys(values: np.ndarray[Any, Any]) -> tuple[int, ...]:
     keys = []
     for band in range(BANDS):
         rows = values[band * ROWS : (band + 1) * ROWS].tobytes()

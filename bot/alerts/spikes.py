@@ -64,9 +64,14 @@ class SpikeControl:
         """The app's spike, if it is spiking now (checked before each new group's alert)."""
         if not self.limits.enabled:
             return None
+        now = self.clock.now()
+        found, due = await read_in_thread(
+            self.sessions, partial(spikes.lookup, app_id=app_id, now=now, rules=self.rules)
+        )
+        if found is not None or not due:  # the usual case: no write
+            return found
         return await transact_in_thread(
-            self.sessions,
-            partial(spikes.current, app_id=app_id, now=self.clock.now(), rules=self.rules),
+            self.sessions, partial(spikes.current, app_id=app_id, now=now, rules=self.rules)
         )
 
     async def thread(self, spike: SpikeView, post: PostSpike, find: FindSpike) -> Place | None:
