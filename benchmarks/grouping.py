@@ -48,8 +48,8 @@ CHUNK = 20_000
 def signatures(count: int, seed: int) -> Iterator[np.ndarray[Any, Any]]:
     """Random MinHash signatures: what hashing distinct prompts gives."""
     rng = np.random.default_rng(seed)
-    for start in range(0, count, CHUNK):
-        yield from rng.integers(0, 2**32, size=(min(CHUNK, count - start), NUM_PERM), dtype="<u4")
+    for first in range(0, count, CHUNK):
+        yield from rng.integers(0, 2**32, size=(min(CHUNK, count - first), NUM_PERM), dtype="<u4")
 
 
 def load(engine: Engine, count: int) -> float:
@@ -220,8 +220,9 @@ async def ingest_benchmark(args: argparse.Namespace) -> None:
         rates[grouping].append(await ingest_rate(grouping, args.requests, database_url, workdir))
     on, off = statistics.mean(rates[True]), statistics.mean(rates[False])
     print(f"\ningest, single downvotes, SQLite, {args.requests:,} each run, concurrency 32:")
-    print(f"  grouping off {off:8,.0f} events/s   (runs: {', '.join(f'{r:,.0f}' for r in rates[False])})")
-    print(f"  grouping on  {on:8,.0f} events/s   (runs: {', '.join(f'{r:,.0f}' for r in rates[True])})")
+    for label, rate, runs in (("off", off, rates[False]), ("on ", on, rates[True])):
+        each = ", ".join(f"{r:,.0f}" for r in runs)
+        print(f"  grouping {label} {rate:8,.0f} events/s   (runs: {each})")
     print(f"  grouping costs ingest {1 - on / off:+.1%} of its throughput")
 
 
