@@ -22,6 +22,7 @@ from bot.slack.history import thread_metadata
 from bot.slack.pacing import ChannelPacer
 from storage.alerts import claim_due_alerts
 from storage.db import is_postgresql, make_engine, make_sessionmaker
+from storage.events import NewEvent, store_events
 from storage.models import Alert
 from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.alerting import alert_statuses, make_worker, store_downvotes
@@ -362,3 +363,126 @@ async def poll(condition: Callable[[], object], what: str, timeout: float = 20.0
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def test_a_crash_mid_thread_resumes_after_the_last_reply_slack_has(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Slack had the parent and two replies, the database none of it: only the rest follow."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p " * 20_000, "response": "r"}])
+    with FakeSlack() as slack:
+        first = make_worker(sessions, slack, name="crashed")
+        [claimed] = await first._db(
+            lambda s: claim_due_alerts(
+                s, worker="crashed", now=utc_now(), lease=timedelta(seconds=30), limit=1
+            )
+        )
+        message = alert_message(claimed.event, categories=[], redactor=Redactor())
+        assert len(message.replies) >= 4
+        parent = slack.add_message(
+            "#alerts", message.text, user="U0FAKEBOT", blocks=message.blocks,
+            metadata=message.metadata,
+        )  # fmt: skip
+        for part in (1, 2):
+            slack.add_message(
+                "#alerts", message.replies[part - 1], user="U0FAKEBOT", thread_ts=parent["ts"],
+                metadata={"event_type": REPLY_EVENT_TYPE,
+                          "event_payload": {"event_id": claimed.event.id, "part": part}},
+            )  # fmt: skip
+        # Another alert's replies in the same thread (a group's) do not count for this one.
+        slack.add_message(
+            "#alerts", "someone else's part 3", user="U0FAKEBOT", thread_ts=parent["ts"],
+            metadata={"event_type": REPLY_EVENT_TYPE,
+                      "event_payload": {"event_id": claimed.event.id + 1000, "part": 3}},
+        )  # fmt: skip
+        with sessions.begin() as session:
+            session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
+        await deliver_all(make_worker(sessions, slack, name="successor"), sessions)
+        thread = await thread_metadata(
+            AsyncWebClient(token=slack.token, base_url=slack.api_url), parent["channel"],
+            parent["ts"],
+        )  # fmt: skip
+    mine = claimed.event.id
+    ours = [m.payload["part"] for m in thread
+            if m.kind == REPLY_EVENT_TYPE and m.payload["event_id"] == mine]  # fmt: skip
+    assert ours == list(range(1, len(message.replies) + 1))
+    assert len(slack.calls_to("chat.postMessage")) == len(message.replies) - 2
+    assert alert_statuses(sessions) == ["posted"]
+
+
+async def test_an_alert_with_no_channel_anywhere_waits_for_a_person(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Neither the app nor SLACK_CHANNEL names a channel: nothing to retry until one is set."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with FakeSlack() as slack:
+        await deliver_all(make_worker(sessions, slack, channel=None), sessions)
+        assert slack.calls_to("chat.postMessage") == []
+    with sessions() as session:
+        [alert] = session.query(Alert).all()
+        assert (alert.status, alert.last_error, alert.attempts) == ("failed", "no_channel", 1)
+
+
+async def test_alerts_and_their_replies_never_unfurl_links(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A prompt full of URLs must not fill the channel with link previews."""
+    urls = " ".join(f"https://example.com/page/{n}" for n in range(2000))
+    store_downvotes(sessions, registered_app, [{"prompt": urls, "response": "see https://x.io"}])
+    with FakeSlack() as slack:
+        await deliver_all(make_worker(sessions, slack), sessions)
+        sent = slack.calls_to("chat.postMessage")
+    assert len(sent) > 1  # the parent and its replies
+    assert all(p.get("unfurl_links") is False and p.get("unfurl_media") is False for p in sent)
+
+
+def test_backoff_doubles_from_the_base_up_to_the_cap_with_full_jitter() -> None:
+    policy = DeliveryPolicy(base_delay=2.0, max_delay=900.0)
+    highest = [policy.backoff(n, rng=lambda: 1.0).total_seconds() for n in range(1, 12)]
+    assert highest == [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert policy.backoff(5, rng=lambda: 0.25).total_seconds() == 8  # a quarter of 32 s
+    assert policy.backoff(5, rng=lambda: 0.0).total_seconds() == 0
+    assert policy.backoff(0, rng=lambda: 1.0).total_seconds() == 2  # never below the base
+
+
+async def test_a_group_member_posted_before_a_crash_is_found_in_its_thread(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A later downvote goes into its group's thread: after a crash, that is where it is looked
+    for (channel history does not list thread replies), so it is not posted twice."""
+    from bot.alerts import grouping
+    from bot.alerts.message import member_message
+    from bot.config import Grouping
+
+    prompt = "Where is my order #{}? The tracking page has said nothing since Monday."
+    store_downvotes(sessions, registered_app, [{"prompt": prompt.format(1), "response": "r"}])
+    with FakeSlack() as slack:
+        await deliver_all(make_worker(sessions, slack, grouping=Grouping()), sessions)
+        [parent] = slack.messages()
+        with sessions.begin() as session:
+            store_events(
+                session, app_id=registered_app.app_id, channel=None, now=utc_now(),
+                events=[NewEvent(external_id="later", rating="down", prompt=prompt.format(2),
+                                 response="r", occurred_at=utc_now())],
+            )  # fmt: skip
+        crashed = make_worker(sessions, slack, name="crashed", grouping=Grouping())
+        [claimed] = await crashed._db(
+            lambda s: claim_due_alerts(
+                s, worker="crashed", now=utc_now(), lease=timedelta(seconds=30), limit=1
+            )
+        )
+        [placed] = (await grouping.place(sessions, Grouping(), [claimed])).values()
+        assert not placed.is_head
+        member = member_message(claimed.event, redactor=Redactor())
+        slack.add_message(
+            "#alerts", member.text, user="U0FAKEBOT", blocks=member.blocks,
+            metadata=member.metadata, thread_ts=parent["ts"],
+        )  # fmt: skip
+        with sessions.begin() as session:
+            session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
+        before = len(slack.calls_to("chat.postMessage"))
+        await deliver_all(make_worker(sessions, slack, name="successor", grouping=Grouping()),
+                          sessions)  # fmt: skip
+        assert len(slack.calls_to("chat.postMessage")) == before
+        assert len(thread_of(slack, parent)) == 1
+    assert alert_statuses(sessions) == ["posted", "posted"]
