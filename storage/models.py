@@ -262,6 +262,28 @@ class SummaryPost(Base):
     chart_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
 
 
+class CriterionBreach(Base):
+    """A criterion whose whole interval missed its target on a day: alerted once that day.
+
+    claimed -> posted, like a summary period; the unique key makes replicas and restarts agree.
+    """
+
+    __tablename__ = "criterion_breaches"
+    __table_args__ = (
+        UniqueConstraint("criterion", "day", name="uq_criterion_breaches_criterion_day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    criterion: Mapped[str] = mapped_column(String(200))  # its name in downvote.toml
+    day: Mapped[date] = mapped_column(Date)  # in the summary time zone
+    status: Mapped[str] = mapped_column(String(10), default=PostingStatus.CLAIMED)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slack_channel: Mapped[str | None] = mapped_column(String(100))
+    slack_ts: Mapped[str | None] = mapped_column(String(40))
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class SlackChannel(Base):
     """A configured channel (`#name` or an id) and the conversation id Slack knows it by."""
 
