@@ -321,6 +321,13 @@ class SpikeLimits(_Section):
     quiet_minutes: float = Field(default=10, gt=0)  # below the threshold this long: over
 
 
+class Retention(_Section):
+    """How long events are kept: older ones are deleted daily (default: kept forever)."""
+
+    days: int | None = Field(default=None, ge=1)
+    slack_messages: bool = False  # also delete their alerts from Slack (opt-in)
+
+
 DEFAULT_CRITERIA_TOML = """
 [[criteria]]
 name = "Satisfaction"
@@ -358,6 +365,7 @@ class DownvoteConfig(_Section):
     redaction: Redaction = Redaction()
     grouping: Grouping = Grouping()
     spike: SpikeLimits = SpikeLimits()
+    retention: Retention = Retention()
 
     @field_validator("criteria")
     @classmethod
@@ -426,6 +434,7 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
     ("redaction", "patterns", "*"): RedactionPattern,
     ("grouping",): Grouping,
     ("spike",): SpikeLimits,
+    ("retention",): Retention,
 }
 
 

@@ -26,6 +26,7 @@ from bot.alerts.delivery import DeliveryPolicy, DeliveryWorker
 from bot.alerts.message import alert_message
 from bot.alerts.redaction import Redactor
 from bot.config import DownvoteConfig, load_config
+from bot.retention import RetentionJob
 from bot.settings import Settings
 from bot.slack.blocks import Block
 from bot.slack.channels import Channels
@@ -228,7 +229,8 @@ def _lifespan(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         delivery = asyncio.create_task(worker.run(stop), name="delivery-worker")
-        scheduler = make_scheduler(poster, poster.config.schedule, poster.tz)
+        retention = RetentionJob(worker.sessions, poster.config.retention, worker.clock)
+        scheduler = make_scheduler(poster, poster.config.schedule, poster.tz, retention.run)
         scheduler.start()
         catch_up = asyncio.create_task(poster.post_due(), name="summaries-catch-up")
         checked = asyncio.create_task(check(), name="slack-check") if check else None

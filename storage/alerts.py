@@ -81,13 +81,19 @@ def _owned(alert_id: int, worker: str) -> ColumnElement[bool]:
 
 
 def record_parent_posted(
-    session: Session, alert_id: int, *, worker: str, channel_id: str, ts: str
+    session: Session,
+    alert_id: int,
+    *,
+    worker: str,
+    channel_id: str,
+    ts: str,
+    thread_ts: str | None = None,
 ) -> None:
     """Remember the parent message at once, so a crash mid-thread resumes the replies."""
     session.execute(
         update(Alert)
         .where(_owned(alert_id, worker))
-        .values(slack_channel_id=channel_id, slack_ts=ts)
+        .values(slack_channel_id=channel_id, slack_ts=ts, slack_thread_ts=thread_ts)
     )
 
 
@@ -110,14 +116,22 @@ def mark_posted(
     now: datetime,
     channel_id: str | None = None,
     ts: str | None = None,
-) -> None:
-    """Done; the message's place is recorded here too (one write, when there was no thread)."""
+    thread_ts: str | None = None,
+) -> bool:
+    """Done; the message's place is recorded here too (one write, when there was no thread).
+    False when the alert is no longer this worker's (its event was erased meanwhile)."""
     values: dict[str, object] = {
         "status": AlertStatus.POSTED, "posted_at": now, "claimed_until": None, "last_error": None,
     }  # fmt: skip
     if ts is not None:
-        values.update(slack_channel_id=channel_id, slack_ts=ts)
-    session.execute(update(Alert).where(_owned(alert_id, worker)).values(**values))
+        values.update(slack_channel_id=channel_id, slack_ts=ts, slack_thread_ts=thread_ts)
+    done = session.execute(update(Alert).where(_owned(alert_id, worker)).values(**values))
+    return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def was_erased(session: Session, alert_id: int) -> bool:
+    """The alert is gone: its event was erased (forget, purge, retention)."""
+    return session.get(Alert, alert_id) is None
 
 
 def mark_retry(session: Session, alert_id: int, *, worker: str, at: datetime, error: str) -> None:

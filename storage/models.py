@@ -26,7 +26,7 @@ from sqlalchemy import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from storage.states import AlertStatus, PostingStatus, TriageStatus
+from storage.states import AlertStatus, DeletionStatus, PostingStatus, TriageStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -159,6 +159,8 @@ class Alert(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     slack_channel_id: Mapped[str | None] = mapped_column(String(100))
     slack_ts: Mapped[str | None] = mapped_column(String(40))
+    # The thread its parts went into when not its own (a group's or a spike's): NULL = its own.
+    slack_thread_ts: Mapped[str | None] = mapped_column(String(40))
     # How many thread replies are already posted, so a retry resumes the thread, not restarts it.
     replies_posted: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -382,3 +384,44 @@ class Spike(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refresh_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SlackDeletion(Base):
+    """A Slack message to delete (an erased event's alert, its thread parts and notes).
+
+    pending -> sending (leased) -> done; failed when Slack refuses for good. A durable outbox,
+    like alerts: an outage or a restart delays a deletion, never loses it.
+    """
+
+    __tablename__ = "slack_deletions"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "ts", name="uq_slack_deletions_channel_id_ts"),
+        Index("ix_slack_deletions_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(BigId)  # gone by now: names its parts' metadata
+    channel_id: Mapped[str] = mapped_column(String(100))
+    ts: Mapped[str] = mapped_column(String(40))  # the alert's own message
+    thread_ts: Mapped[str] = mapped_column(String(40))  # the thread its parts and notes are in
+    status: Mapped[str] = mapped_column(String(10), default=DeletionStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DataDeletion(Base):
+    """That a deletion happened: why, who ran it, how much. Never what was deleted."""
+
+    __tablename__ = "data_deletions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reason: Mapped[str] = mapped_column(String(20))  # a DeletionReason
+    actor: Mapped[str] = mapped_column(String(200))  # "cli:<user>", "api:<app>", "retention"
+    app_id: Mapped[int | None] = mapped_column(ForeignKey("apps.id", ondelete="SET NULL"))
+    events: Mapped[int] = mapped_column(Integer)
+    slack_messages: Mapped[int] = mapped_column(Integer)  # alerts queued for deletion in Slack
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -46,3 +46,20 @@ class PostingStatus(StrEnum):
 
     CLAIMED = "claimed"
     POSTED = "posted"
+
+
+class DeletionStatus(StrEnum):
+    """A Slack message to delete: pending -> sending (leased) -> done, or failed for good."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DeletionReason(StrEnum):
+    """Why events were deleted."""
+
+    FORGET = "forget"  # a user's data, on request (CLI or API)
+    PURGE = "purge"  # by hand, older than a date
+    RETENTION = "retention"  # the daily job, `[retention] days`

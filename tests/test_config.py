@@ -190,7 +190,7 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
     message = error_for(tmp_path, 'categories = ["a"]\n[schedul]\ndaily = "09:00"\n')
     assert message.endswith(
         ":2: schedul: unknown key (expected one of: criteria, categories, schedule, "
-        "redaction, grouping, spike)"
+        "redaction, grouping, spike, retention)"
     )
 
 

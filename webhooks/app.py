@@ -12,6 +12,7 @@ from storage.clock import SYSTEM_CLOCK, Clock
 from webhooks.errors import install_error_handlers
 from webhooks.ingest import Ingestor
 from webhooks.routes import router
+from webhooks.users import users_router
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -37,4 +38,5 @@ def create_app(
     app.state.ingestor = ingestor
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(users_router)
     return app

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.alerts import grouping
+from bot.alerts.erasure import SlackEraser
 from bot.alerts.grouping import REFRESH_EVERY
 from bot.alerts.message import (
     EVENT_TYPE,
@@ -49,7 +50,7 @@ from bot.slack.errors import SLACK_CALL_ERRORS, failure_detail, failure_reason, 
 from bot.slack.history import Tagged, find_posted, thread_metadata
 from bot.slack.pacing import CURRENT_CHANNEL, ChannelPacer
 from storage import alerts as outbox
-from storage import groups, triage
+from storage import erasure, groups, triage
 from storage.alerts import ClaimedAlert
 from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
@@ -144,6 +145,11 @@ class DeliveryWorker:
         self._spikes = SpikeControl(
             self.sessions, self.spike_limits, self.clock, self.name, self.policy.lease
         )
+        self._eraser = (
+            SlackEraser(self.sessions, self.client, self.channels, self.clock, self.name)
+            if self.client is not None and self.channels is not None
+            else None
+        )
 
     @property
     def _channels(self) -> Channels:
@@ -174,7 +180,8 @@ class DeliveryWorker:
 
     async def _pass(self) -> int:
         try:
-            return await self.deliver_due()
+            delivered = await self.deliver_due()
+            return delivered + (await self._eraser.erase_due() if self._eraser else 0)
         except Exception:  # a database hiccup must not kill the worker
             logger.exception("delivery pass failed; retrying shortly")
             return 0
@@ -338,16 +345,27 @@ class DeliveryWorker:
         """Record the post; a group's first one becomes its message, a later one updates it."""
         now = self.clock.now()
         channel_id, ts = where
-        outbox.mark_posted(
-            session, alert.id, worker=self.name, now=now, channel_id=channel_id, ts=ts
-        )
-        if placement is None or channel_id is None or ts is None:
+        thread_ts = route.thread[1] if route.thread else None
+        recorded = outbox.mark_posted(
+            session, alert.id, worker=self.name, now=now, channel_id=channel_id, ts=ts,
+            thread_ts=thread_ts,
+        )  # fmt: skip
+        if channel_id is None or ts is None:
+            return
+        if not recorded and outbox.was_erased(session, alert.id):
+            # The event was erased while Slack had the post in hand: take the message back.
+            erasure.queue_slack_deletion(
+                session, event_id=alert.event.id, channel_id=channel_id, ts=ts,
+                thread_ts=thread_ts or ts, now=now,
+            )  # fmt: skip
+            return
+        if placement is None:
             return
         if placement.is_head:
-            thread_ts = route.thread[1] if route.thread else ts
             groups.record_group_message(
-                session, placement.group_id, channel_id=channel_id, ts=ts, thread_ts=thread_ts
-            )
+                session, placement.group_id, channel_id=channel_id, ts=ts,
+                thread_ts=thread_ts or ts,
+            )  # fmt: skip
         else:
             groups.mark_for_refresh(session, placement.group_id, now=now, every=REFRESH_EVERY)
 
@@ -449,7 +467,12 @@ class DeliveryWorker:
         if replies_done < len(message.replies):  # remember the parent: replies resume after it
             await self._db(
                 lambda s: outbox.record_parent_posted(
-                    s, alert.id, worker=self.name, channel_id=channel_id, ts=ts
+                    s,
+                    alert.id,
+                    worker=self.name,
+                    channel_id=channel_id,
+                    ts=ts,
+                    thread_ts=thread[1] if thread else None,
                 )
             )
         for number in range(replies_done, len(message.replies)):

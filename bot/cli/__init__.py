@@ -15,6 +15,7 @@ from bot.cli.apps import apps_cli
 from bot.cli.common import UserError
 from bot.cli.db import db_cli
 from bot.cli.digest import digest
+from bot.cli.erasure import forget, purge
 from bot.cli.export import export
 from bot.cli.groups import groups
 from bot.cli.send_test import send_test
@@ -34,6 +35,8 @@ cli.command()(export)
 cli.command("send-test")(send_test)
 cli.add_typer(alerts_cli, name="alerts")
 cli.command()(groups)
+cli.command()(forget)
+cli.command()(purge)
 cli.command()(digest)
 cli.add_typer(slack_cli, name="slack")
 cli.add_typer(db_cli, name="db")

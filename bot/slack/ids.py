@@ -4,6 +4,7 @@ message builders and the listeners that receive clicks on what they built."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from storage.states import TriageStatus
 
@@ -66,3 +67,11 @@ def parse_block_id(block_id: str) -> tuple[BlockId, int | None]:
     block = BlockId(base)
     event_part = rest.partition(_SEPARATOR)[0]
     return block, int(event_part) if event_part.isdigit() else None
+
+
+NOTE_EVENT_TYPE = "downvote_alert_note"  # the metadata of a triage note in an alert's thread
+
+
+def note_metadata(event_id: int) -> dict[str, Any]:
+    """Metadata of a note posted in an alert's thread: erasing the event finds it by this."""
+    return {"event_type": NOTE_EVENT_TYPE, "event_payload": {"event_id": event_id}}

@@ -7,6 +7,7 @@ the period decides who posts it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -18,6 +19,8 @@ from bot.summaries.poster import SummaryPoster
 from storage.states import PeriodKind
 
 DAILY_JOB, WEEKLY_JOB, RETRY_JOB = "daily-summary", "weekly-digest", "summaries-retry"
+RETENTION_JOB = "retention"
+RETENTION_AT = (3, 15)  # nightly, in the summary time zone: before the 09:00 summary
 # A post that failed (Slack down at 09:00) is tried again this often until it goes out.
 RETRY_MINUTES = 10
 
@@ -34,7 +37,12 @@ def summary_triggers(schedule: Schedule, tz: ZoneInfo) -> dict[str, CronTrigger]
     }
 
 
-def make_scheduler(poster: SummaryPoster, schedule: Schedule, tz: ZoneInfo) -> AsyncIOScheduler:
+def make_scheduler(
+    poster: SummaryPoster,
+    schedule: Schedule,
+    tz: ZoneInfo,
+    retention: Callable[[], Awaitable[object]] | None = None,
+) -> AsyncIOScheduler:
     """A scheduler with stable job ids; a late run still runs (the claim keeps it single)."""
     scheduler = AsyncIOScheduler(timezone=tz)
     kinds = {DAILY_JOB: PeriodKind.DAILY, WEEKLY_JOB: PeriodKind.WEEKLY}
@@ -57,4 +65,15 @@ def make_scheduler(poster: SummaryPoster, schedule: Schedule, tz: ZoneInfo) -> A
         coalesce=True,
         max_instances=1,
     )
+    if retention is not None:
+        hour, minute = RETENTION_AT
+        scheduler.add_job(
+            retention,
+            CronTrigger(hour=hour, minute=minute, timezone=tz),
+            id=RETENTION_JOB,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
     return scheduler

@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from sqlalchemy.orm import Session
 
+from bot.slack.ids import note_metadata
 from bot.slack.mrkdwn import escape, mention
 from bot.triage.clicks import modal_text
 from bot.triage.context import UNKNOWN_EVENT, click_of, resolve_view
@@ -114,6 +115,7 @@ async def submit_note(context: AsyncBoltContext, view: dict[str, Any]) -> None:
             channel=posted.channel_id,
             thread_ts=posted.ts,
             text=f"📝 Note from {mention(click.user)}:\n{escape(text)}",
+            metadata=note_metadata(click.event_id),
             unfurl_links=False,
         )
     await refresh_alert(click.triage, context.client, click.event_id)

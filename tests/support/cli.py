@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +38,25 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run_cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> Ran:
-    """`downvote ARGS` with exactly `env` as its environment, run from `cwd`."""
+@contextlib.contextmanager
+def _stdin(text: str) -> Iterator[None]:
+    saved = sys.stdin
+    sys.stdin = io.StringIO(text)
+    try:
+        yield
+    finally:
+        sys.stdin = saved
+
+
+def run_cli(env: dict[str, str], *args: str, cwd: Path = ROOT, input: str = "") -> Ran:
+    """`downvote ARGS` with exactly `env` as its environment, run from `cwd`, reading `input`
+    as what the user types."""
     out, err = io.StringIO(), io.StringIO()
     code: int | str | None = 0
     with (
         _environment(env),
         contextlib.chdir(cwd),
+        _stdin(input),
         contextlib.redirect_stdout(out),
         contextlib.redirect_stderr(err),
     ):

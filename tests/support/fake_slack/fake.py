@@ -254,6 +254,7 @@ class FakeSlack:
         self._messages: list[dict[str, Any]] = []
         self._by_channel: dict[str, list[dict[str, Any]]] = {}
         self._by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        self.deleted: list[Params] = []  # chat.delete calls that removed a message
         self._ephemerals: list[dict[str, Any]] = []
         self._views: dict[str, dict[str, Any]] = {}
         self._uploads: dict[str, dict[str, Any]] = {}
@@ -268,6 +269,7 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.history": self._conversations_history,
@@ -556,14 +558,15 @@ class FakeSlack:
         blocks: list[Params] | None = None,
         metadata: Params | None = None,
     ) -> Params:
-        """Record a message someone else posted, e.g. to check the bot ignores it."""
+        """Record a message posted outside the test's calls: by someone else (to check the bot
+        ignores it), or by the bot itself (`user=BOT_USER_ID`: e.g. before a crash)."""
         with self._changed:
             message = self._store(
                 self.channel_id(channel),
                 {"text": text, "blocks": blocks, "metadata": metadata},
                 thread_ts=thread_ts,
                 user=user,
-                bot_id=None,
+                bot_id=BOT_ID if user == BOT_USER_ID else None,
                 params={},
             )
             self._bump()
@@ -887,6 +890,24 @@ class FakeSlack:
             "text": message["text"],
             "message": self._render(message, include_metadata=True),
         }
+
+    def _chat_delete(self, params: Params) -> Params:
+        # "channel: Channel containing the message to be deleted": an id, as for chat.update
+        # (slack-ruby-client#270: a name gives channel_not_found, "Same happens for chat_delete").
+        channel = self.workspace.find(params.get("channel"), names=False)
+        self.workspace.require("chat:write")
+        message = self._find(channel.id, params.get("ts"))  # "message_not_found"
+        if message["bot_id"] != BOT_ID:
+            # "cant_delete_message: Authenticated user does not have permission to delete this
+            # message" (a bot token deletes only its own messages)
+            raise SlackError("cant_delete_message")
+        # A deleted parent's replies stay in the thread under "This message was deleted."; here
+        # the message is gone and its replies stay, which is what our tests look at.
+        self._messages.remove(message)
+        self._by_channel[channel.id].remove(message)
+        del self._by_key[(channel.id, message["ts"])]
+        self.deleted.append({"channel": channel.id, "ts": message["ts"]})
+        return {"channel": channel.id, "ts": message["ts"]}
 
     def _chat_post_ephemeral(self, params: Params) -> Params:
         channel = self.workspace.find(params.get("channel"), names=True)

@@ -1,0 +1,250 @@
+"""Forgetting a user and keeping data only as long as wanted: the database and Slack both."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.alerts.delivery import DeliveryWorker
+from bot.config import Grouping, Retention
+from bot.retention import RetentionJob
+from bot.settings import Settings
+from storage.alerts import claim_due_alerts
+from storage.erasure import erase_in_batches, of_user
+from storage.events import NewEvent, store_events
+from storage.models import DataDeletion, FeedbackEvent, SlackDeletion
+from storage.states import DeletionReason, DeletionStatus
+from tests.support.alerting import alert_statuses, make_worker
+from tests.support.cli import run_cli
+from tests.support.clock import FakeClock
+from tests.support.databases import RegisteredApp, register_app
+from tests.support.fake_slack import FakeSlack
+from tests.support.processes import downvote_env
+from tests.support.prompts import distinct_prompt
+from tests.support.signing import utc_now
+from tests.test_delivery import deliver_all
+
+LONG = "The whole contract, pasted by the user. " * 1500  # needs thread parts
+ALERT, PART, NOTE = "downvote_alert", "downvote_alert_part", "downvote_alert_note"
+
+
+def send(
+    sessions: sessionmaker[Session], app: RegisteredApp, clock: FakeClock, *events: dict[str, Any]
+) -> None:
+    with sessions.begin() as session:
+        store_events(
+            session, app_id=app.app_id, channel=None, now=clock.now(),
+            events=[NewEvent(**{"occurred_at": clock.now(), "rating": "down", "response": "r",
+                                **event}) for event in events],
+        )  # fmt: skip
+
+
+def event_of(message: dict[str, Any]) -> int | None:
+    payload = (message.get("metadata") or {}).get("event_payload") or {}
+    return payload.get("event_id")
+
+
+def user_ids(sessions: sessionmaker[Session]) -> list[str | None]:
+    with sessions() as session:
+        return sorted(session.scalars(select(FeedbackEvent.user_id)), key=str)
+
+
+async def drain(worker: DeliveryWorker, sessions: sessionmaker[Session]) -> None:
+    """Deliver, then delete, until nothing is left to do."""
+    await deliver_all(worker, sessions)
+    for _ in range(50):
+        if not await worker._pass():
+            return
+    raise AssertionError("the worker still had work after 50 passes")
+
+
+def events_in_slack(slack: FakeSlack) -> set[int]:
+    return {e for m in slack.messages() if (e := event_of(m)) is not None}
+
+
+async def test_forget_deletes_a_users_events_and_every_slack_message_of_their_downvotes(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, database_url: str
+) -> None:
+    clock = FakeClock(utc_now())  # the CLI runs on the real clock
+    order = "Where is my order #{}? The tracking page has said nothing since Monday at all."
+    send(
+        sessions, registered_app, clock,
+        {"external_id": "u9-long", "user_id": "u_9", "prompt": LONG},
+        {"external_id": "u9-head", "user_id": "u_9", "prompt": order.format(1)},
+        {"external_id": "u9-up", "user_id": "u_9", "prompt": "p", "rating": "up"},
+        {"external_id": "u7-member", "user_id": "u_7", "prompt": order.format(2)},
+        {"external_id": "u7-own", "user_id": "u_7", "prompt": distinct_prompt(1)},
+    )  # fmt: skip
+    with FakeSlack(clock=clock) as slack:
+        worker = make_worker(sessions, slack, clock=clock, grouping=Grouping())
+        await drain(worker, sessions)
+        with sessions() as session:
+            ids = dict(session.execute(select(FeedbackEvent.external_id, FeedbackEvent.id)).all())
+        long_alert = next(m for m in slack.messages() if event_of(m) == ids["u9-long"])
+        slack.add_message(  # a teammate's note, posted in the alert's thread as the bot does
+            long_alert["channel"], "📝 Note: the user pasted a contract", user="U0FAKEBOT",
+            thread_ts=long_alert["ts"],
+            metadata={"event_type": NOTE, "event_payload": {"event_id": ids["u9-long"]}},
+        )  # fmt: skip
+        u9 = {ids["u9-long"], ids["u9-head"]}
+        assert u9 <= events_in_slack(slack)
+        before = {m["ts"] for m in slack.messages()}
+
+        ran = run_cli(downvote_env(database_url), "forget", "--user-id", "u_9", "--yes")
+        assert ran.returncode == 0, ran.stderr
+        assert "deleted 3 events (2 with an alert in Slack) of user 'u_9'" in ran.stdout
+        assert user_ids(sessions) == ["u_7", "u_7"]
+
+        clock.set(utc_now())  # to when the CLI queued the deletions
+        await drain(worker, sessions)
+        assert not u9 & events_in_slack(slack)  # alerts, parts and the note
+        gone = {d["ts"] for d in slack.deleted}
+        assert gone == before - {m["ts"] for m in slack.messages()}
+        assert len([m for m in slack.messages() if event_of(m) == ids["u7-member"]]) == 1
+        assert any(event_of(m) == ids["u7-own"] for m in slack.messages())
+        deleted_calls = slack.calls_to("chat.delete")
+        assert all(c["channel"].startswith("C") for c in deleted_calls)  # ids, as Slack wants
+    with sessions() as session:
+        [record] = session.scalars(select(DataDeletion)).all()
+        assert (record.reason, record.events, record.slack_messages) == ("forget", 3, 2)
+        assert "u_9" not in json.dumps([record.actor, record.reason])  # that, not what
+        assert {d.status for d in session.scalars(select(SlackDeletion))} == {"done"}
+
+
+async def test_deletions_survive_a_slack_outage_and_a_crash(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, database_url: str
+) -> None:
+    clock = FakeClock(utc_now())  # the CLI runs on the real clock
+    send(sessions, registered_app, clock,
+         *({"external_id": f"e{n}", "user_id": "u_9", "prompt": distinct_prompt(n)}
+           for n in range(3)))  # fmt: skip
+    with FakeSlack(clock=clock) as slack:
+        await drain(make_worker(sessions, slack, clock=clock), sessions)
+        assert (
+            run_cli(downvote_env(database_url), "forget", "--user-id", "u_9", "--yes").returncode
+            == 0
+        )
+        slack.fail_with_status(503, methods=["chat.delete"])
+        crashed = make_worker(sessions, slack, clock=clock, name="crashed")
+        await crashed._pass()  # Slack is down: every deletion waits for a later try
+        assert len(slack.messages()) == 3
+        slack.heal()
+        with sessions.begin() as session:  # one is claimed by a process that then died
+            session.execute(
+                update(SlackDeletion)
+                .where(SlackDeletion.id == 1)
+                .values(status=DeletionStatus.SENDING, claimed_by="crashed",
+                        claimed_until=clock.now() + timedelta(minutes=2))
+            )  # fmt: skip
+        clock.advance(15 * 60)  # past every retry and the dead process's lease
+        await drain(make_worker(sessions, slack, clock=clock, name="successor"), sessions)
+        assert slack.messages() == []
+
+
+async def test_an_event_erased_while_its_alert_is_posted_is_taken_back(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """The worker had claimed the alert and Slack took the post as the user was forgotten: the
+    message it just posted is deleted too."""
+    clock = FakeClock(utc_now())  # the CLI runs on the real clock
+    send(sessions, registered_app, clock, {"external_id": "e", "user_id": "u_9", "prompt": "p"})
+    with FakeSlack(clock=clock) as slack:
+        worker = make_worker(sessions, slack, clock=clock)
+        [claimed] = await worker._db(
+            lambda s: claim_due_alerts(
+                s, worker=worker.name, now=clock.now(), lease=timedelta(minutes=2), limit=1
+            )
+        )
+        erased = erase_in_batches(
+            sessions, of_user("u_9"), now=clock.now(), reason=DeletionReason.FORGET, actor="t"
+        )
+        assert erased.events == 1
+        assert await worker.deliver(claimed) is None  # posted: Slack had it in hand
+        assert len(slack.messages()) == 1
+        await drain(worker, sessions)
+        assert slack.messages() == []
+    assert alert_statuses(sessions) == []
+
+
+def test_delete_user_api_removes_only_that_apps_events(
+    settings: Settings, sessions: sessionmaker[Session], registered_app: RegisteredApp,
+    client: TestClient,
+) -> None:  # fmt: skip
+    other = register_app(sessions, "other-app")
+    clock = FakeClock(utc_now())  # the CLI runs on the real clock
+    send(sessions, registered_app, clock,
+         {"external_id": "a1", "user_id": "u_9", "prompt": "p"},
+         {"external_id": "a2", "user_id": "u_8", "prompt": "p"})  # fmt: skip
+    send(sessions, other, clock, {"external_id": "b1", "user_id": "u_9", "prompt": "p"})
+    headers = {"authorization": f"Bearer {registered_app.api_key}"}
+    answer = client.delete("/v1/users/u_9", headers=headers)
+    assert answer.status_code == 202
+    assert answer.json() == {"events": 1, "slack_messages": 0}
+    with sessions() as session:
+        left = session.execute(select(FeedbackEvent.external_id).order_by(FeedbackEvent.id))
+        assert list(left.scalars()) == ["a2", "b1"]
+    assert client.delete("/v1/users/u_9").status_code == 401
+    assert client.delete("/v1/users/u_9", headers=headers).json()["events"] == 0
+
+
+def test_purge_deletes_what_occurred_before_the_cutoff_and_keeps_the_rest(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, database_url: str
+) -> None:
+    clock = FakeClock(utc_now())  # the CLI runs on the real clock
+    old, today = clock.now() - timedelta(days=100), clock.now()
+    send(sessions, registered_app, clock,
+         *({"external_id": f"old{n}", "prompt": "p", "occurred_at": old} for n in range(3)),
+         {"external_id": "new", "prompt": "p", "occurred_at": today})  # fmt: skip
+    env = downvote_env(database_url)
+    dry = run_cli(env, "purge", "--older-than", "90d", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would delete 3 events")
+    assert len(user_ids(sessions)) == 4
+    done = run_cli(env, "purge", "--older-than", "90d")
+    assert done.returncode == 0 and done.stdout.startswith("deleted 3 events"), done.stderr
+    with sessions() as session:
+        assert list(session.scalars(select(FeedbackEvent.external_id))) == ["new"]
+        assert session.scalar(select(DataDeletion.reason)) == "purge"
+    for bad in ("90 days", "-5d", "0d", "ninety"):
+        refused = run_cli(env, "purge", "--older-than", bad)
+        assert refused.returncode == 1
+        assert refused.stderr.strip().startswith("downvote: --older-than must be a number of days")
+
+
+async def test_the_retention_job_deletes_what_is_past_retention(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    clock = FakeClock(utc_now())  # the CLI runs on the real clock
+    day = timedelta(days=1)
+    send(sessions, registered_app, clock,
+         {"external_id": "old", "prompt": "p", "occurred_at": clock.now() - 91 * day},
+         {"external_id": "kept", "prompt": "p", "occurred_at": clock.now() - 89 * day})  # fmt: skip
+    assert (await RetentionJob(sessions, Retention(), clock).run()).events == 0  # default: keep
+    erased = await RetentionJob(sessions, Retention(days=90), clock).run()
+    assert erased.events == 1
+    with sessions() as session:
+        assert list(session.scalars(select(FeedbackEvent.external_id))) == ["kept"]
+        assert session.scalar(select(DataDeletion.actor)) == "retention"
+        assert session.scalar(select(func.count()).select_from(SlackDeletion)) == 0  # opt-in
+
+
+def test_forget_asks_first_and_explains_mistakes(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, database_url: str
+) -> None:
+    clock = FakeClock(utc_now())  # the CLI runs on the real clock
+    send(sessions, registered_app, clock, {"external_id": "e", "user_id": "u_9", "prompt": "p"})
+    env = downvote_env(database_url)
+    unknown = run_cli(env, "forget", "--user-id", "u_9", "--app", "nope", "--yes")
+    assert unknown.returncode == 1 and "no app named 'nope'" in unknown.stderr
+    nobody = run_cli(env, "forget", "--user-id", "u_1", "--yes")
+    assert nobody.returncode == 0 and "no events of user 'u_1'" in nobody.stdout
+    asked = run_cli(env, "forget", "--user-id", "u_9", input="n\n")
+    assert asked.returncode == 1 and "1 event (0 with an alert in Slack)" in asked.stdout
+    assert user_ids(sessions) == ["u_9"]
+    confirmed = run_cli(env, "forget", "--user-id", "u_9", input="y\n")
+    assert confirmed.returncode == 0 and user_ids(sessions) == []

@@ -1,0 +1,40 @@
+"""`DELETE /v1/users/{user_id}`: an app erases one of its users' data (GDPR art. 17, CCPA)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from storage import erasure
+from storage.states import DeletionReason
+from webhooks.auth import authenticate_api_key
+from webhooks.ingest import Ingestor
+
+users_router = APIRouter()
+
+
+class UserErased(BaseModel):
+    """What was deleted: the user's events (this app's only), and how many of their alerts
+    are queued for deletion in Slack (deleted by the worker shortly after)."""
+
+    events: int
+    slack_messages: int
+
+
+@users_router.delete("/v1/users/{user_id}", status_code=202, response_model=UserErased)
+async def delete_user(user_id: str, request: Request) -> JSONResponse:
+    """Delete this app's events of the user, and the Slack messages of their downvotes."""
+    ingestor: Ingestor = request.app.state.ingestor
+    caller = authenticate_api_key(request.headers, ingestor.credentials)
+    erased = await asyncio.to_thread(
+        erasure.erase_in_batches, ingestor.sessions, erasure.of_user(user_id, caller.app_id),
+        now=ingestor.clock.now(), reason=DeletionReason.FORGET, actor=f"api:{caller.app_name}",
+        app_id=caller.app_id,
+    )  # fmt: skip
+    return JSONResponse(
+        UserErased(events=erased.events, slack_messages=erased.slack_messages).model_dump(),
+        status_code=202,
+    )
