@@ -82,6 +82,35 @@ def kind_of(message: dict[str, object]) -> str:
     return str((message.get("metadata") or {}).get("event_type", ""))  # type: ignore[attr-defined]
 
 
+def test_killed_during_slack_deletions_a_restart_finishes_them(
+    database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    with FakeSlack() as slack:
+        env = slack_env(database_url, slack, DOWNVOTE_ALERT_LEASE_SECONDS="1")
+        with serving(env) as first:
+            for n in range(2):
+                body, headers = signed(
+                    registered_app.secret,
+                    {"id": f"f{n}", "user_id": "u_9", "prompt": distinct_prompt(n),
+                     "response": "r", "rating": "down"},
+                )  # fmt: skip
+                posted = httpx.post(f"{first.url}/v1/feedback", content=body, headers=headers)
+                assert posted.status_code == 202
+            wait_until(lambda: alert_statuses(sessions) == ["posted"] * 2, "2 alerts posted")
+            slack.hang(600, methods=["chat.delete"])  # Slack never answers the first deletion
+            forgot = run_cli(env, "forget", "--user-id", "u_9", "--yes")
+            assert forgot.returncode == 0, forgot.stderr
+            slack.wait_for(lambda: slack.calls_to("chat.delete"), description="a deletion")
+            first.kill()
+        slack.heal()
+        assert len(parents(slack)) == 2
+        with serving(env) as second:
+            slack.wait_for(
+                lambda: not parents(slack), description="both messages deleted", timeout=30
+            )
+            assert second.terminate() == 0
+
+
 def test_two_replicas_post_each_of_200_downvotes_once(
     database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
 ) -> None:

@@ -146,7 +146,9 @@ class DeliveryWorker:
             self.sessions, self.spike_limits, self.clock, self.name, self.policy.lease
         )
         self._eraser = (
-            SlackEraser(self.sessions, self.client, self.channels, self.clock, self.name)
+            SlackEraser(
+                self.sessions, self.client, self.channels, self.clock, self.name, self.policy.lease
+            )
             if self.client is not None and self.channels is not None
             else None
         )

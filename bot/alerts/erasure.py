@@ -31,7 +31,6 @@ from storage.erasure import ClaimedDeletion
 logger = logging.getLogger("downvote.erasure")
 OURS = frozenset({EVENT_TYPE, REPLY_EVENT_TYPE, NOTE_EVENT_TYPE})
 GONE = "message_not_found"  # chat.delete: "No message exists with the requested timestamp."
-LEASE = timedelta(minutes=2)
 BATCH = 20
 MAX_ATTEMPTS = 12
 
@@ -43,13 +42,14 @@ class SlackEraser:
     channels: Channels
     clock: Clock
     name: str
+    lease: timedelta  # as an alert's: a crashed process's deletions are taken over after it
 
     async def erase_due(self) -> int:
         """Delete what is due; how many deletions were handled."""
         claimed: list[ClaimedDeletion] = await transact_in_thread(
             self.sessions,
             partial(
-                erasure.claim_due_deletions, worker=self.name, now=self.clock.now(), lease=LEASE,
+                erasure.claim_due_deletions, worker=self.name, now=self.clock.now(), lease=self.lease,
                 limit=BATCH,
             ),
         )  # fmt: skip
