@@ -49,8 +49,8 @@ class SlackEraser:
         claimed: list[ClaimedDeletion] = await transact_in_thread(
             self.sessions,
             partial(
-                erasure.claim_due_deletions, worker=self.name, now=self.clock.now(), lease=self.lease,
-                limit=BATCH,
+                erasure.claim_due_deletions, worker=self.name, now=self.clock.now(),
+                lease=self.lease, limit=BATCH,
             ),
         )  # fmt: skip
         for deletion in claimed:
