@@ -1,9 +1,10 @@
 """The delivery worker: posts each downvote from the outbox to Slack, exactly once.
 
 Claims are made in the database, so any number of `downvote serve` processes can share one
-PostgreSQL. Each step that Slack confirms (the parent message, each thread reply) is recorded
-at once; an alert found mid-send after a crash is reconciled against the channel's history,
-through the message metadata, before anything is posted again.
+PostgreSQL. Each claimed downvote is placed in its group, routed (the channel, its group's
+thread, or a spike's), posted by `bot.alerts.posting` (which records each step Slack confirms),
+and recorded; a failure is retried with backoff or given up on. Between passes the worker
+updates grown groups' and spikes' messages and deletes erased events' messages.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -25,13 +26,9 @@ from bot.alerts import grouping
 from bot.alerts.erasure import SlackEraser
 from bot.alerts.grouping import REFRESH_EVERY
 from bot.alerts.message import (
-    EVENT_TYPE,
-    REPLY_EVENT_TYPE,
     AlertMessage,
     alert_message,
     member_message,
-    reply_blocks,
-    reply_metadata,
 )
 from bot.alerts.metrics import (
     ALERT_DELAY_SECONDS,
@@ -40,15 +37,13 @@ from bot.alerts.metrics import (
     ALERTS_POSTED,
     ALERTS_RETRIED,
 )
+from bot.alerts.posting import AlertPoster, DeliveryError
 from bot.alerts.preview import block_kit_builder_url, message_as_text
 from bot.alerts.redaction import Redactor
-from bot.alerts.spike_message import SPIKE_EVENT_TYPE, SpikeMessage
 from bot.alerts.spikes import SpikeControl
 from bot.config import Grouping, SpikeLimits
-from bot.slack.channels import Channels, channel_fix, label
-from bot.slack.errors import SLACK_CALL_ERRORS, failure_detail, failure_reason, is_permanent
-from bot.slack.history import Tagged, find_posted, thread_metadata
-from bot.slack.pacing import CURRENT_CHANNEL, ChannelPacer
+from bot.slack.channels import Channels
+from bot.slack.pacing import ChannelPacer
 from storage import alerts as outbox
 from storage import erasure, groups, triage
 from storage.alerts import ClaimedAlert
@@ -109,16 +104,6 @@ class DeliveryPolicy:
         return timedelta(seconds=rng() * ceiling)
 
 
-class DeliveryError(Exception):
-    """A failed delivery with the reason that decides retry or give up, and what to do."""
-
-    def __init__(self, reason: str, *, permanent: bool, detail: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.permanent = permanent
-        self.detail = detail or reason
-
-
 @dataclass
 class DeliveryWorker:
     sessions: sessionmaker[Session]
@@ -145,6 +130,19 @@ class DeliveryWorker:
         self._spikes = SpikeControl(
             self.sessions, self.spike_limits, self.clock, self.name, self.policy.lease
         )
+        self._poster = (
+            AlertPoster(
+                self.client,
+                self.channels,
+                self.pacer,
+                self.sessions,
+                self.clock,
+                self.name,
+                self.policy.lease,
+            )
+            if self.client is not None and self.channels is not None
+            else None
+        )
         self._eraser = (
             SlackEraser(
                 self.sessions, self.client, self.channels, self.clock, self.name, self.policy.lease
@@ -152,12 +150,6 @@ class DeliveryWorker:
             if self.client is not None and self.channels is not None
             else None
         )
-
-    @property
-    def _channels(self) -> Channels:
-        if self.channels is None:
-            raise RuntimeError("no Slack client: preview mode posts nothing")
-        return self.channels
 
     async def _db(self, work: Callable[[Session], Any]) -> Any:
         return await transact_in_thread(self.sessions, work)
@@ -281,11 +273,12 @@ class DeliveryWorker:
                 await self._wait_for_parent(alert)
                 return None
             message = await self._message(alert, member=route.member)
-            if self.client is None:
+            if self._poster is None:
                 self._preview(message)
                 where: tuple[str | None, str | None] = (None, None)
             else:
-                where = await self._post(alert, message, self.client, route.thread)
+                configured = self._configured(alert)
+                where = await self._poster.post(alert, message, configured, route.thread)
         except DeliveryError as error:
             return await self._record_failure(alert, error)
         await self._db(lambda s: self._posted(s, alert, placement, route, where))
@@ -298,7 +291,7 @@ class DeliveryWorker:
     async def _route(self, alert: ClaimedAlert, placement: Placement | None) -> Route | None:
         """Where the alert goes: its group's thread (a later member), the thread of its app's
         spike (a new problem during a spike), or the channel. None: wait for that parent."""
-        if self.client is None:  # preview mode: each alert is printed, nothing is threaded
+        if self._poster is None:  # preview mode: each alert is printed, nothing is threaded
             return CHANNEL
         if placement is not None and not placement.is_head:
             parent = await self._read(lambda s: groups.group_message(s, placement.group_id))
@@ -308,11 +301,11 @@ class DeliveryWorker:
         spike = await self._spikes.spike_of(alert.event.app_id)
         if spike is None:
             return CHANNEL
-        client, configured = self.client, self._configured(alert)
+        poster, configured = self._poster, self._configured(alert)
         thread = await self._spikes.thread(
             spike,
-            post=partial(self._post_spike, client, configured),
-            find=partial(self._find_spike, client, configured, since=spike.started_at),
+            post=partial(poster.post_spike, configured),
+            find=partial(poster.find_spike, configured, since=spike.started_at),
         )
         return Route(thread, member=False, spike=spike.id) if thread else None
 
@@ -371,59 +364,21 @@ class DeliveryWorker:
         else:
             groups.mark_for_refresh(session, placement.group_id, now=now, every=REFRESH_EVERY)
 
-    async def _post_spike(
-        self, client: AsyncWebClient, configured: str, message: SpikeMessage
-    ) -> tuple[str, str]:
-        known = await self._call(self._channels.known, configured)
-        response = await self._post_parent(
-            client, configured, channel=known or configured, text=message.text,
-            blocks=message.blocks, metadata=message.metadata, unfurl_links=False,
-            unfurl_media=False,
-        )  # fmt: skip
-        channel_id = str(response["channel"])
-        await self._call(self._channels.learned, configured, channel_id)
-        return channel_id, str(response["ts"])
-
-    async def _find_spike(
-        self, client: AsyncWebClient, configured: str, spike_id: int, *, since: datetime
-    ) -> tuple[str, str] | None:
-        """A spike message an earlier claimant may have posted before it stopped."""
-        channel_id = await self._call(self._channels.resolve, configured)
-        found: tuple[str, str] | None = await self._call(
-            self._channels.as_member,
-            channel_id,
-            lambda: find_posted(
-                client, channel_id, since=since,
-                matches=lambda kind, payload: (
-                    kind == SPIKE_EVENT_TYPE and payload.get("spike_id") == spike_id
-                ),
-            ),
-            shown_as=label(configured),
-        )  # fmt: skip
-        return found
-
     async def _refresh(self) -> None:
         """Show each grown group's size, and each spike's state, on its message (each at most
         every 10 s)."""
-        if self.client is None:
+        if self._poster is None:
             return
         heads = await self._db(lambda s: groups.claim_refreshes(s, now=self.clock.now()))
         for head in heads:
             posted, text, blocks = await self._read(partial(self._current, head=head))
             if posted.channel_id and posted.ts:
-                await self._update(posted.channel_id, posted.ts, text=text, blocks=blocks)
+                await self._poster.update(posted.channel_id, posted.ts, text=text, blocks=blocks)
         for update in await self._spikes.updates():
             message = update.message
-            await self._update(
+            await self._poster.update(
                 update.channel_id, update.ts, text=message.text, blocks=message.blocks
             )
-
-    async def _update(self, channel_id: str, ts: str, **content: Any) -> None:
-        assert self.client is not None
-        try:
-            await self._call(self.client.chat_update, channel=channel_id, ts=ts, **content)
-        except DeliveryError as error:
-            logger.warning("message %s in %s not updated: %s", ts, channel_id, error.detail)
 
     def _current(self, session: Session, *, head: int) -> tuple[PostedAlert, str, list[Any]]:
         posted = triage.posted_alert(session, head)
@@ -437,149 +392,11 @@ class DeliveryWorker:
         self.console(f"\n── Downvote alert (preview mode) ──\n{message_as_text(message)}\n")
         logger.info("see it as Slack would: %s", block_kit_builder_url(message))
 
-    async def _post(
-        self,
-        alert: ClaimedAlert,
-        message: AlertMessage,
-        client: AsyncWebClient,
-        thread: tuple[str, str] | None = None,
-    ) -> tuple[str, str]:
-        """Post the message (in `thread`, for a group's later member), unless it is there
-        already, and its replies still missing."""
-        configured = self._configured(alert)
-        ts, channel_id, replies_done = alert.slack_ts, alert.slack_channel_id, alert.replies_posted
-        if alert.reconcile:
-            channel_id, ts, replies_done = await self._reconcile(alert, configured, client, thread)
-        if ts is None or channel_id is None:
-            known = channel_id or (thread[0] if thread else None)
-            known = known or await self._call(self._channels.known, configured)
-            response = await self._post_parent(
-                client,
-                configured,
-                channel=known or configured,  # a name works here, and the answer gives the id
-                thread_ts=thread[1] if thread else None,
-                text=message.text,
-                blocks=message.blocks,
-                metadata=message.metadata,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            channel_id, ts = str(response["channel"]), str(response["ts"])
-            await self._call(self._channels.learned, configured, channel_id)
-        if replies_done < len(message.replies):  # remember the parent: replies resume after it
-            await self._db(
-                lambda s: outbox.record_parent_posted(
-                    s,
-                    alert.id,
-                    worker=self.name,
-                    channel_id=channel_id,
-                    ts=ts,
-                    thread_ts=thread[1] if thread else None,
-                )
-            )
-        for number in range(replies_done, len(message.replies)):
-            await self._post_message(
-                client,
-                configured,
-                channel=channel_id,
-                thread_ts=thread[1] if thread else ts,
-                text=message.replies[number],
-                blocks=reply_blocks(message.replies[number]),
-                metadata=reply_metadata(alert.event.id, number + 1),
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-            await self._db(
-                partial(
-                    outbox.record_replies_posted,
-                    alert_id=alert.id,
-                    worker=self.name,
-                    count=number + 1,
-                    lease_until=self.clock.now() + self.policy.lease,
-                )
-            )
-        return channel_id, ts
-
     def _configured(self, alert: ClaimedAlert) -> str:
         configured = alert.channel or self.default_channel
         if not configured:
             raise DeliveryError("no_channel", permanent=True)
         return configured
-
-    async def _reconcile(
-        self,
-        alert: ClaimedAlert,
-        configured: str,
-        client: AsyncWebClient,
-        thread: tuple[str, str] | None,
-    ) -> tuple[str, str | None, int]:
-        """After a crash: find the alert (by metadata; in `thread` when it goes into one) and
-        count its replies already posted."""
-        known = alert.slack_channel_id or (thread[0] if thread else None)
-        channel_id: str = known or await self._call(self._channels.resolve, configured)
-        ts, shown_as = alert.slack_ts, label(configured)
-
-        def as_member(read: Callable[[], Awaitable[Any]]) -> Awaitable[Any]:
-            return self._call(self._channels.as_member, channel_id, read, shown_as=shown_as)
-
-        def is_this(kind: str, payload: Mapping[str, Any]) -> bool:
-            return kind == EVENT_TYPE and payload.get("event_id") == alert.event.id
-
-        if ts is None and thread is None:
-            found = await as_member(
-                lambda: find_posted(client, channel_id, since=alert.created_at, matches=is_this)
-            )
-            if found is None:
-                return channel_id, None, 0
-            channel_id, ts = found
-        root = thread[1] if thread else ts
-        assert root is not None
-        messages: list[Tagged] = await as_member(lambda: thread_metadata(client, channel_id, root))
-        ts = ts or next((m.ts for m in messages if is_this(m.kind, m.payload)), None)
-        if ts is None:
-            return channel_id, None, 0
-        if alert.slack_ts is None:
-            logger.info("alert %d was posted before a restart; not posting it again", alert.id)
-        parts = [
-            int(m.payload.get("part", 0))
-            for m in messages
-            if m.kind == REPLY_EVENT_TYPE and m.payload.get("event_id") == alert.event.id
-        ]
-        return channel_id, ts, max([alert.replies_posted, *parts])
-
-    async def _post_parent(self, client: AsyncWebClient, configured: str, **kwargs: Any) -> Any:
-        """The alert's message; a channel Slack refuses gets what to do about it."""
-        try:
-            return await self._post_message(client, configured, **kwargs)
-        except DeliveryError as error:
-            fix = channel_fix(label(configured), error.reason)
-            if fix is None:
-                raise
-            raise DeliveryError(
-                error.reason,
-                permanent=error.permanent,
-                detail=f"{error.reason} ({label(configured)}): {fix}",
-            ) from None
-
-    async def _post_message(self, client: AsyncWebClient, pace_key: str, **kwargs: Any) -> Any:
-        """chat.postMessage, paced per channel once Slack has rate-limited it."""
-        await self.pacer.wait_turn(pace_key)
-        CURRENT_CHANNEL.set(pace_key)
-        try:
-            return await self._call(client.chat_postMessage, **kwargs)
-        finally:
-            CURRENT_CHANNEL.set(None)
-            self.pacer.posted(pace_key)
-
-    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """One Web API call; slack_sdk's handlers have already retried what they could."""
-        try:
-            return await method(*args, **kwargs)
-        except SLACK_CALL_ERRORS as exc:
-            reason = failure_reason(exc)
-            raise DeliveryError(
-                reason, permanent=is_permanent(reason), detail=failure_detail(exc)
-            ) from None
 
     async def _record_failure(self, alert: ClaimedAlert, error: DeliveryError) -> datetime | None:
         """Give up (permanent error, or out of attempts) or schedule the next attempt."""
