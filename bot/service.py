@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -153,6 +154,7 @@ def build_service(
     policy: DeliveryPolicy | None = None,
     console: Callable[[str], None] = print,
     clock: Clock = SYSTEM_CLOCK,
+    freeze_heap: bool = False,
 ) -> Service:
     """The whole service as one ASGI app, with the delivery worker tied to its lifespan."""
     config = config or load_config(settings.config_path)
@@ -200,6 +202,7 @@ def build_service(
             engine,
             bolt,
             app_token,
+            freeze_heap=freeze_heap,
             check=(
                 partial(log_slack_problems, client, channels, settings, sessions)
                 if client is not None and channels is not None
@@ -214,6 +217,14 @@ def build_service(
     return Service(app=app, sessions=sessions, worker=worker, poster=poster, config=config)
 
 
+def service_from_environment() -> FastAPI:
+    """The ASGI app of one `serve --workers N` process (the schema is already migrated)."""
+    from bot.cli.common import load_downvote_config, load_settings
+
+    settings = load_settings()
+    return build_service(settings, config=load_downvote_config(settings), freeze_heap=True).app
+
+
 def _lifespan(
     worker: DeliveryWorker,
     poster: SummaryPoster,
@@ -221,6 +232,7 @@ def _lifespan(
     bolt: AsyncApp | None,
     app_token: str | None,
     *,
+    freeze_heap: bool,
     check: Callable[[], Coroutine[Any, Any, None]] | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Run the delivery worker, the scheduler (and Socket Mode) for as long as the app serves."""
@@ -238,6 +250,8 @@ def _lifespan(
         socket_mode = socket_mode_handler(bolt, app_token) if bolt and app_token else None
         if socket_mode is not None:
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]
+        if freeze_heap:
+            freeze_startup_heap()
         try:
             yield
         finally:
@@ -252,6 +266,18 @@ def _lifespan(
             engine.dispose()
 
     return lifespan
+
+
+def freeze_startup_heap() -> None:
+    """Move everything built at start-up out of the garbage collector's sight.
+
+    The service starts with about 230,000 long-lived objects (modules, SQLAlchemy and pydantic
+    machinery). Every full collection walked them all, stalling the event loop 30-200 ms every
+    few seconds under load: that was ingest's p99. Frozen, they are never scanned again; cycles
+    made while serving are still collected. (The `gc.freeze` documentation suggests the same.)
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _stop_worker(delivery: asyncio.Task[None]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from tests.support.alerting import alert_statuses
 from tests.support.databases import RegisteredApp
 from tests.support.fake_slack import FakeSlack
 from tests.support.polling import wait_until
-from tests.support.processes import downvote_env, run_cli, serving
+from tests.support.processes import ROOT, downvote_env, run_cli, serving
 from tests.support.prompts import distinct_prompt
 from tests.support.signing import signed
 
@@ -145,6 +146,42 @@ def test_two_replicas_post_each_of_200_downvotes_once(
         assert len(ids) == 200 and len(set(ids)) == 200
         # A burst from nowhere is a spike: one message, however many replicas saw it.
         assert [kind_of(m) for m in parents(slack)].count("downvote_spike") == 1
+
+
+def test_workers_share_one_port_and_post_each_downvote_once(
+    database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    with FakeSlack() as slack:
+        env = slack_env(database_url, slack)
+        with serving(env, ROOT, "--workers", "2", "--no-access-log") as server:
+            wait_until(
+                lambda: len(re.findall(r"Started server process \[(\d+)\]", server.text())) == 2,
+                "two worker processes started",
+            )
+
+            async def send_all() -> list[int]:
+                async with httpx.AsyncClient(timeout=60) as http:
+                    sends = []
+                    for n in range(60):
+                        body, headers = signed(
+                            registered_app.secret,
+                            {"id": f"w{n}", "prompt": distinct_prompt(n), "response": "r",
+                             "rating": "down" if n % 3 == 0 else "up"},
+                        )  # fmt: skip
+                        sends.append(
+                            http.post(f"{server.url}/v1/feedback", content=body, headers=headers)
+                        )
+                    return [r.status_code for r in await asyncio.gather(*sends)]
+
+            assert asyncio.run(send_all()) == [202] * 60
+            wait_until(
+                lambda: alert_statuses(sessions).count("posted") == 20, "20 alerts posted", 120
+            )
+            assert server.terminate() == 0
+        assert '"POST /v1/feedback' not in server.text()  # --no-access-log
+        alerts = [m for m in slack.messages() if kind_of(m) == "downvote_alert"]
+        ids = [m["metadata"]["event_payload"]["event_id"] for m in alerts]  # type: ignore[index]
+        assert len(ids) == 20 and len(set(ids)) == 20
 
 
 def test_two_replicas_make_one_group_of_six_near_identical_downvotes(

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
-
-from starlette.concurrency import run_in_threadpool
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -32,6 +31,9 @@ class GroupCommitter(Generic[Item, Result]):
         self._max_items = max_items
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._drainer: asyncio.Task[None] | None = None
+        # One thread of its own: writes are sequential anyway, and a plain executor hands work
+        # over with less overhead than AnyIO's shared pool (which also serves sync routes).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -40,11 +42,14 @@ class GroupCommitter(Generic[Item, Result]):
             self._drainer = asyncio.create_task(self._drain())
         return await future
 
+    async def _run(self, items: list[Item]) -> list[Result]:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self._write, items)
+
     async def _drain(self) -> None:
         while self._queue:
             group, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
             try:
-                results = await run_in_threadpool(self._write, [item for item, _ in group])
+                results = await self._run([item for item, _ in group])
             except Exception as exc:
                 if len(group) == 1:
                     _settle(group[0][1], exception=exc)
@@ -52,7 +57,7 @@ class GroupCommitter(Generic[Item, Result]):
                 # One bad item must not fail its neighbours: write each alone to find it.
                 for item, future in group:
                     try:
-                        [result] = await run_in_threadpool(self._write, [item])
+                        [result] = await self._run([item])
                     except Exception as item_exc:
                         _settle(future, exception=item_exc)
                     else:

@@ -45,12 +45,14 @@ def run_cli(env: dict[str, str], *args: str, cwd: Path = ROOT) -> subprocess.Com
 class Serve:
     """A `downvote serve` process whose output is collected as it runs."""
 
-    def __init__(self, env: dict[str, str], cwd: Path = ROOT) -> None:
+    def __init__(
+        self, env: dict[str, str], cwd: Path = ROOT, options: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(self.port), *options],
             env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -83,8 +85,9 @@ class Serve:
 
 
 @contextmanager
-def serving(env: dict[str, str], cwd: Path = ROOT) -> Iterator[Serve]:
-    server = Serve(env, cwd)
+def serving(env: dict[str, str], cwd: Path = ROOT, *options: str) -> Iterator[Serve]:
+    """`downvote serve [options]`, killed at the end if the test did not stop it."""
+    server = Serve(env, cwd, options)
     try:
         yield server
     finally:
