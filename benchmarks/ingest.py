@@ -1,9 +1,18 @@
-"""Ingest throughput: Downvote's receiver beside a bare FastAPI endpoint, same client, same run.
+"""Ingest throughput and latency: Downvote's receiver beside a bare FastAPI endpoint, same run.
 
-    .venv/bin/python benchmarks/ingest.py [--requests 3000] [--concurrency 32] [--database-url URL]
+    .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 16] [--pg-url URL]
+        [--batches 20] [--skip-postgresql]
 
-Starts both servers as subprocesses on loopback (uvicorn, one worker each), sends signed
-single-event POSTs and 1000-event batches, and prints events/s and p50/p99 latency.
+Single events are sent by `wrk -t1 -c16` (Debian's `wrk` package) as in issue 14: 200-byte
+thumbs-up events with an API key, so no Slack work. Servers run as subprocesses on loopback
+(one uvicorn process each unless stated), in this order, each warmed up for 2 s first:
+
+- the bare endpoint (reads the body, answers 202): the ceiling;
+- `downvote serve` on SQLite, access log on (as shipped) and off (`--no-access-log`);
+- `downvote serve` on PostgreSQL, one process and `--workers 2`;
+- 1000-event batches on SQLite (aiohttp, 2 at a time), in events/s.
+
+Prints req/s, p50 and p99 for each and the ratios to the bare endpoint's figures.
 """
 
 from __future__ import annotations
@@ -12,17 +21,20 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
-from servers import CLI, ROOT, free_port, register_app, signed, start
-from standardwebhooks.webhooks import Webhook
+from servers import CLI, ROOT, Proc, free_port, start
+from summary import drop_schema, postgresql_engine
 
 BARE_APP = """
 from fastapi import FastAPI, Request
@@ -34,158 +46,215 @@ async def feedback(request: Request):
     return JSONResponse({"id": "x", "duplicate": False}, status_code=202)
 """
 
+EVENT = {
+    "rating": "up",
+    "prompt": "How do tides work? Please explain briefly.",
+    "response": "Tides are caused mostly by the moon pulling on the oceans.",
+    "model": "gpt-x",
+    "feature": "faq",
+    "latency_ms": 412,
+    "confidence": 0.9,
+}
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = {body}
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+"""
+
 
 @dataclass
-class Result:
+class Row:
     name: str
-    events: int
-    seconds: float
-    latencies: list[float]
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    unit: str = "req/s"
 
-    def row(self) -> str:
-        ordered = sorted(self.latencies)
-        p50 = statistics.median(ordered) * 1000
-        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-        rate = self.events / self.seconds
-        return f"{self.name:<34} {rate:>10,.0f} {p50:>9.2f} {p99:>9.2f}"
-
-
-DOWNVOTE_EVERY = 5  # one event in five is a downvote (and becomes an alert); --downvotes sets it
-
-
-def sample_event(n: int, repeat: int = 20) -> dict[str, object]:
-    return {
-        "id": f"bench_{uuid.uuid4().hex}_{n}",
-        "rating": "down" if DOWNVOTE_EVERY and n % DOWNVOTE_EVERY == 0 else "up",
-        "prompt": [{"role": "user", "content": "Summarise this article about tides. " * repeat}],
-        "response": "Tides are caused by the moon. " * repeat,
-        "model": "gpt-x-2026-01",
-        "feature": "summarize",
-        "latency_ms": 400 + n % 300,
-        "confidence": 0.8,
-    }
+    def line(self, bare: Row | None) -> str:
+        ratio = ""
+        if bare is not None and self.unit == "req/s":
+            ratio = f"{self.rate / bare.rate:>7.2f}x {self.p99_ms / bare.p99_ms:>7.1f}x"
+        return (
+            f"{self.name:<44} {self.rate:>9,.0f} {self.unit:<9}"
+            f"{self.p50_ms:>8.1f} {self.p99_ms:>8.1f} {ratio}"
+        )
 
 
-async def fire(
-    url: str,
-    requests: list[tuple[str, dict[str, str]]],
-    concurrency: int,
-    per_request: int,
-    name: str,
-) -> Result:
+def _ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int) -> Row:
+    """Run wrk (after a 2 s warm-up) and read req/s, p50 and p99 from its --latency report."""
+    base = ["wrk", "-t1", f"-c{connections}", "-s", str(script), url]
+    subprocess.run([*base[:3], "-d2s", *base[3:]], check=True, capture_output=True)
+    out = subprocess.run(
+        [*base[:3], f"-d{seconds}s", "--latency", *base[3:]],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"{url} answered errors under load:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    return Row("", rate, p50, p99)
+
+
+def api_key(env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [*CLI, "apps", "add", f"bench-{uuid.uuid4().hex[:6]}"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return next(w for w in out.split() if w.startswith("dv_"))
+
+
+def serve(name: str, env: dict[str, str], workdir: Path, *options: str) -> tuple[Proc, str]:
+    port = free_port()
+    proc = start(name, [*CLI, "serve", "--port", str(port), *options], env, port, workdir)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def measure(
+    name: str, env: dict[str, str], workdir: Path, args: argparse.Namespace, *options: str
+) -> Row:
+    """Register an app, serve, and load /v1/feedback with wrk."""
+    script = workdir / f"{name}.lua"
+    script.write_text(WRK_SCRIPT.format(body=json.dumps(json.dumps(EVENT)), key=api_key(env)))
+    proc, url = serve(name, env, workdir, *options)
+    try:
+        row = wrk(f"{url}/v1/feedback", script, args.seconds, args.connections)
+    finally:
+        proc.stop()
+    row.name = name
+    return row
+
+
+def measure_bare(workdir: Path, args: argparse.Namespace) -> Row:
+    (workdir / "bare_app.py").write_text(BARE_APP)
+    script = workdir / "bare.lua"
+    script.write_text(WRK_SCRIPT.format(body=json.dumps(json.dumps(EVENT)), key="none"))
+    port = free_port()
+    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "info", "--app-dir", str(workdir)]
+    proc = start(
+        "bare", [*uvicorn, "bare_app:app", "--port", str(port)], {**os.environ}, port, workdir
+    )
+    try:
+        row = wrk(f"http://127.0.0.1:{port}/v1/feedback", script, args.seconds, args.connections)
+    finally:
+        proc.stop()
+    row.name = "bare FastAPI endpoint (the ceiling)"
+    return row
+
+
+async def post_batches(url: str, key: str, batches: int) -> Row:
+    """1000-event batches, two requests in flight; events/s over the whole run."""
+    bodies = [
+        json.dumps({"events": [{**EVENT, "id": f"b{b}_{n}"} for n in range(1000)]})
+        for b in range(batches)
+    ]
+    headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
     latencies: list[float] = []
-    queue = list(reversed(requests))
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with aiohttp.ClientSession() as http:
 
         async def worker() -> None:
-            while queue:
-                body, headers = queue.pop()
-                start = time.perf_counter()
-                async with http.post(url, data=body.encode(), headers=headers) as response:
+            while bodies:
+                body = bodies.pop()
+                began = time.perf_counter()
+                async with http.post(url, data=body, headers=headers) as response:
                     await response.read()
                     if response.status != 202:
-                        raise RuntimeError(f"{name}: HTTP {response.status}")
-                latencies.append(time.perf_counter() - start)
+                        raise RuntimeError(f"batch: HTTP {response.status}")
+                latencies.append((time.perf_counter() - began) * 1000)
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(worker(), worker())
         elapsed = time.perf_counter() - began
-    return Result(name, len(requests) * per_request, elapsed, latencies)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return Row("batch of 1000 events, SQLite", batches * 1000 / elapsed,
+               latencies[len(latencies) // 2], p99, "events/s")  # fmt: skip
 
 
-async def run(args: argparse.Namespace) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="downvote-bench-"))
-    database_url = args.database_url or f"sqlite:///{workdir}/bench.db"
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
-    env.pop("SLACK_BOT_TOKEN", None)
-    secret = Webhook(register_app(env))
-    (workdir / "bare_app.py").write_text(BARE_APP)
-    bare_port, dv_port = free_port(), free_port()
-    # Both servers log each request, as `downvote serve` does, so the comparison is like for like.
-    uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "info"]
-    bare = start(
-        "bare",
-        [*uvicorn, "--app-dir", str(workdir), "bare_app:app", "--port", str(bare_port)],
-        env,
-        bare_port,
-        workdir,
-    )
-    downvote = start("downvote", [*CLI, "serve", "--port", str(dv_port)], env, dv_port, workdir)
+def measure_batches(env: dict[str, str], workdir: Path, batches: int) -> Row:
+    key = api_key(env)
+    proc, url = serve("batches", env, workdir, "--no-access-log")
     try:
-        singles = [json.dumps(sample_event(n)) for n in range(args.requests)]
-        batches = [
-            # Shorter texts, so that 1000 events fit under the default 1 MiB body limit.
-            json.dumps({"events": [sample_event(b * 1000 + n, repeat=8) for n in range(1000)]})
-            for b in range(args.batches)
-        ]
-        results = []
-        warm = [(b, {"content-type": "application/json"}) for b in singles[:200]]
-        await fire(f"http://127.0.0.1:{bare_port}/v1/feedback", warm, args.concurrency, 1, "warm")
-        results.append(
-            await fire(
-                f"http://127.0.0.1:{bare_port}/v1/feedback",
-                [(b, {"content-type": "application/json"}) for b in singles],
-                args.concurrency,
-                1,
-                "bare FastAPI endpoint (ceiling)",
-            )
-        )
-        signed_singles = [(b, signed(secret, b)) for b in singles]
-        results.append(
-            await fire(
-                f"http://127.0.0.1:{dv_port}/v1/feedback",
-                signed_singles,
-                args.concurrency,
-                1,
-                "downvote single (signed)",
-            )
-        )
-        signed_batches = [(b, signed(secret, b)) for b in batches]
-        results.append(
-            await fire(
-                f"http://127.0.0.1:{dv_port}/v1/feedback/batch",
-                signed_batches,
-                2,
-                1000,
-                "downvote batch of 1000 (signed)",
-            )
-        )
+        return asyncio.run(post_batches(f"{url}/v1/feedback/batch", key, batches))
     finally:
-        for proc in (bare, downvote):
-            proc.stop()
-    backend = database_url.split(":", 1)[0]
-    print(
-        f"\nIngest benchmark · {backend} · {args.requests} single requests, "
-        f"concurrency {args.concurrency}; {args.batches} batches"
+        proc.stop()
+
+
+def environment(database_url: str) -> dict[str, str]:
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "DOWNVOTE_CONFIG"):
+        env.pop(name, None)
+    return env
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    workdir = Path(tempfile.mkdtemp(prefix="downvote-bench-"))
+    rows = [measure_bare(workdir, args)]
+    sqlite = environment(f"sqlite:///{workdir}/single.db")
+    rows.append(measure("downvote serve, SQLite (access log on)", sqlite, workdir, args))
+    rows.append(
+        measure("downvote serve, SQLite, --no-access-log", sqlite, workdir, args, "--no-access-log")
     )
-    print(f"downvotes: {args.downvotes:.0%} of events (each also delivered, in preview mode)")
-    print(f"{'':<34} {'events/s':>10} {'p50 ms':>9} {'p99 ms':>9}")
-    for result in results:
-        print(result.row())
-    bare_rate = results[0].events / results[0].seconds
-    single_rate = results[1].events / results[1].seconds
-    print(f"single-event ingest = {single_rate / bare_rate:.0%} of the bare endpoint's rate")
+    if not args.skip_postgresql:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        postgresql_engine(args.pg_url, schema).dispose()  # creates the schema
+        url = f"{args.pg_url}?options={quote(f'-csearch_path={schema}')}"
+        try:
+            postgresql = environment(url)
+            rows.append(measure("downvote serve, PostgreSQL", postgresql, workdir, args))
+            rows.append(
+                measure(
+                    "downvote serve, PostgreSQL, --workers 2",
+                    postgresql,
+                    workdir,
+                    args,
+                    "--workers",
+                    "2",
+                )
+            )
+        finally:
+            drop_schema(args.pg_url, schema)
+    batches = environment(f"sqlite:///{workdir}/batches.db")
+    rows.append(measure_batches(batches, workdir, args.batches))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=20)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    parser.add_argument(
-        "--downvotes",
-        type=float,
-        default=0.2,
-        help="share of events that are downvotes, each also delivered as an alert (preview mode)",
-    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--skip-postgresql", action="store_true")
     args = parser.parse_args()
-    global DOWNVOTE_EVERY
-    DOWNVOTE_EVERY = round(1 / args.downvotes) if args.downvotes > 0 else 0
-    asyncio.run(run(args))
+    if shutil.which("wrk") is None:
+        sys.exit("benchmarks/ingest.py needs wrk: apt-get install wrk")
+    rows = run(args)
+    print(
+        f"\nIngest · wrk -t1 -c{args.connections} -d{args.seconds}s · 200-byte thumbs-up events, "
+        "API key\n"
+    )
+    print(
+        f"{'':<44} {'rate':>9} {'':<9}{'p50 ms':>8} {'p99 ms':>8} {'rate/bare':>8} {'p99/bare':>8}"
+    )
+    bare = rows[0]
+    for row in rows:
+        print(row.line(None if row is bare else bare))
 
 
 if __name__ == "__main__":
