@@ -28,13 +28,14 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp
 from servers import CLI, ROOT, Proc, free_port, start
-from summary import drop_schema, postgresql_engine
+from sqlalchemy import create_engine, text
 
 BARE_APP = """
 from fastapi import FastAPI, Request
@@ -180,8 +181,13 @@ async def post_batches(url: str, key: str, batches: int) -> Row:
         elapsed = time.perf_counter() - began
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return Row("batch of 1000 events, SQLite", batches * 1000 / elapsed,
-               latencies[len(latencies) // 2], p99, "events/s")  # fmt: skip
+    return Row(
+        "batch of 1000 events, SQLite",
+        batches * 1000 / elapsed,
+        latencies[len(latencies) // 2],
+        p99,
+        "events/s",
+    )
 
 
 def measure_batches(env: dict[str, str], workdir: Path, batches: int) -> Row:
@@ -200,6 +206,21 @@ def environment(database_url: str) -> dict[str, str]:
     return env
 
 
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for one run, dropped afterwards."""
+    name = f"downvote_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def run(args: argparse.Namespace) -> list[Row]:
     workdir = Path(tempfile.mkdtemp(prefix="downvote-bench-"))
     rows = [measure_bare(workdir, args)]
@@ -208,11 +229,19 @@ def run(args: argparse.Namespace) -> list[Row]:
     rows.append(
         measure("downvote serve, SQLite, --no-access-log", sqlite, workdir, args, "--no-access-log")
     )
+    rows.append(
+        measure(
+            "downvote serve, SQLite, --workers 2",
+            sqlite,
+            workdir,
+            args,
+            "--workers",
+            "2",
+            "--no-access-log",
+        )
+    )
     if not args.skip_postgresql:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        postgresql_engine(args.pg_url, schema).dispose()  # creates the schema
-        url = f"{args.pg_url}?options={quote(f'-csearch_path={schema}')}"
-        try:
+        with scratch_database(args.pg_url) as url:
             postgresql = environment(url)
             rows.append(measure("downvote serve, PostgreSQL", postgresql, workdir, args))
             rows.append(
@@ -225,8 +254,6 @@ def run(args: argparse.Namespace) -> list[Row]:
                     "2",
                 )
             )
-        finally:
-            drop_schema(args.pg_url, schema)
     batches = environment(f"sqlite:///{workdir}/batches.db")
     rows.append(measure_batches(batches, workdir, args.batches))
     return rows

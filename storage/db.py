@@ -75,7 +75,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # JIT compiles the summaries' queries for ~0.5 s each and wins nothing back at our sizes.
     connect_args = dict(kwargs.pop("connect_args", {}))
     if is_postgresql(url):
-        connect_args["options"] = f"{connect_args.get('options', '')} -c jit=off".strip()
+        # Added to, not instead of, options given in the URL (`?options=-csearch_path%3Dx`).
+        given = [make_url(url).query.get("options", ""), connect_args.get("options", "")]
+        connect_args["options"] = " ".join([*(str(o) for o in given if o), "-c jit=off"])
     return create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
     )

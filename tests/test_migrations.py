@@ -121,3 +121,16 @@ def test_on_postgresql_an_upgrade_waits_for_the_migration_lock(empty_database_ur
     holder.dispose()
     assert upgrading.returncode == 0, err
     assert "up to date" in out
+
+
+def test_postgresql_options_in_the_database_url_are_kept(database_url: str) -> None:
+    """A DATABASE_URL's `?options=` (e.g. a search_path) must survive Downvote's own options."""
+    if not is_postgresql(database_url):
+        pytest.skip("PostgreSQL connection options")
+    engine = make_engine(f"{database_url}?options=-c%20statement_timeout%3D4321")
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "4321ms"
+            assert connection.execute(text("SHOW jit")).scalar() == "off"
+    finally:
+        engine.dispose()
