@@ -60,3 +60,41 @@ async def test_groups_never_exceed_the_limit(max_items: int) -> None:
     committer: GroupCommitter[int, int] = GroupCommitter(write, max_items=max_items)
     assert await asyncio.gather(*(committer.submit(n) for n in range(10))) == list(range(10))
     assert max(sizes) <= max_items
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_submissions_one_after_another_are_each_written(concurrency: int) -> None:
+    """Each submission arrives just as the previous group's drainer finished: none is stranded."""
+    written: list[int] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        written.extend(items)
+        return list(items)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write, concurrency=concurrency)
+    for n in range(20):
+        assert await asyncio.wait_for(committer.submit(n), timeout=30) == n
+    assert written == list(range(20))
+
+
+async def test_with_concurrency_groups_are_written_in_parallel() -> None:
+    """PostgreSQL's setting: while one group's write is held, the next group is written."""
+    release = threading.Event()
+    first_started = threading.Event()
+    writes: list[list[int]] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        writes.append(list(items))
+        if items[0] == 0:
+            first_started.set()
+            release.wait(30)
+        return list(items)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write, concurrency=2)
+    first = asyncio.create_task(committer.submit(0))
+    await asyncio.to_thread(first_started.wait, 30)
+    second = await asyncio.wait_for(committer.submit(1), timeout=30)  # not behind the first
+    assert second == 1 and not first.done()
+    release.set()
+    assert await first == 0
+    assert writes == [[0], [1]]

@@ -14,19 +14,20 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.service import build_service
 from bot.settings import Settings
 from storage.apps import rotate_credentials
-from storage.db import make_engine, make_sessionmaker
+from storage.db import engine_of, is_postgresql, make_engine, make_sessionmaker
 from storage.models import Alert, FeedbackEvent
 from storage.states import TriageStatus
 from storage.triage import change_categories, set_status
 from tests.support.cli import run_cli
 from tests.support.clock import FakeClock
 from tests.support.databases import RegisteredApp, register_app
+from tests.support.polling import wait_until
 from tests.support.processes import downvote_env
 from tests.support.server import LiveServer
 from tests.support.signing import signed, utc_now
@@ -538,3 +539,58 @@ def test_the_served_app_hides_its_start_up_heap_from_the_garbage_collector(
         assert still_scanned < frozen / 10
     finally:
         gc.unfreeze()
+
+
+def test_on_postgresql_a_stuck_transaction_does_not_hold_up_other_requests(
+    live_server: LiveServer, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    """A request whose insert waits on a lock must not make the next request wait behind it."""
+    if not is_postgresql(engine_of(sessions)):
+        pytest.skip("SQLite writes one transaction at a time by design")
+    headers = {"authorization": f"Bearer {registered_app.api_key}"}
+    blocker = sessions()
+    # An uncommitted row with the same id: the request's insert waits on the unique index.
+    blocker.execute(
+        insert(FeedbackEvent).values(
+            app_id=registered_app.app_id, external_id="held", prompt="p", response="r",
+            occurred_at=utc_now(), received_at=utc_now(),
+        )
+    )  # fmt: skip
+
+    async def scenario() -> tuple[int, int, bool]:
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as http:
+            held = asyncio.create_task(
+                http.post("/v1/feedback", json={"id": "held", "prompt": "p", "response": "r"},
+                          headers=headers)
+            )  # fmt: skip
+            await asyncio.to_thread(
+                wait_until, lambda: lock_waiters(sessions) == 1, "the request waiting on the lock"
+            )
+            free = await http.post(
+                "/v1/feedback", json={"id": "free", "prompt": "p", "response": "r"},
+                headers=headers,
+            )  # fmt: skip
+            still_held = not held.done()
+            blocker.rollback()
+            return free.status_code, (await held).status_code, still_held
+
+    try:
+        free_status, held_status, still_held = asyncio.run(scenario())
+    finally:
+        blocker.close()
+    assert free_status == 202 and still_held
+    assert held_status == 202  # stored once the blocking transaction went away
+    assert count_events(sessions) == 2
+
+
+def lock_waiters(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            )
+            or 0
+        )

@@ -2,8 +2,9 @@
 
 One commit then answers many requests, which is what makes single-event ingest fast on SQLite
 (one writer at a time) and cheap on PostgreSQL. No request is answered before its transaction
-has committed, so an accepted event is never lost; a request waits at most for the transaction
-before its own.
+has committed, so an accepted event is never lost; a request waits at most for the transactions
+in flight before its own. PostgreSQL commits several transactions at once, so there up to
+`concurrency` groups are written in parallel: one group's commit no longer idles the next.
 """
 
 from __future__ import annotations
@@ -26,20 +27,24 @@ class GroupCommitter(Generic[Item, Result]):
         self,
         write: Callable[[Sequence[Item]], list[Result]],
         max_items: int = MAX_ITEMS_PER_TRANSACTION,
+        concurrency: int = 1,
     ) -> None:
         self._write = write
         self._max_items = max_items
+        self._concurrency = concurrency
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._drainer: asyncio.Task[None] | None = None
-        # One thread of its own: writes are sequential anyway, and a plain executor hands work
-        # over with less overhead than AnyIO's shared pool (which also serves sync routes).
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._drainers: set[asyncio.Task[None]] = set()
+        # Threads of its own: a plain executor hands work over with less overhead than AnyIO's
+        # shared pool (which also serves sync routes).
+        self._writer = ThreadPoolExecutor(concurrency, thread_name_prefix="ingest-writer")
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain())
+        # A finished drainer is done at once but leaves the set only later, in a callback.
+        self._drainers = {d for d in self._drainers if not d.done()}
+        if len(self._drainers) < self._concurrency:
+            self._drainers.add(asyncio.create_task(self._drain()))
         return await future
 
     async def _run(self, items: list[Item]) -> list[Result]:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from storage.apps import active_credentials
 from storage.clock import SYSTEM_CLOCK, Clock
-from storage.db import engine_of, write_lock
+from storage.db import engine_of, is_sqlite, write_lock
 from storage.events import NewEvent, StoredEvent, store_events
 from storage.states import Rating
 from webhooks.auth import Caller, CredentialCache, authenticate, has_credentials
@@ -25,6 +25,7 @@ from webhooks.limits import read_limited_body
 from webhooks.metrics import EVENTS_DUPLICATE, EVENTS_STORED
 
 Model = TypeVar("Model", bound=BaseModel)
+POSTGRESQL_WRITERS = 4
 
 
 @dataclass
@@ -40,7 +41,9 @@ class Ingestor:
 
     def __post_init__(self) -> None:
         self.credentials = CredentialCache(self._load_credentials, self.clock)
-        self._committer = GroupCommitter(self._write)
+        # SQLite has one writer; PostgreSQL overlaps one transaction's commit with the next.
+        writers = 1 if is_sqlite(self.engine) else POSTGRESQL_WRITERS
+        self._committer = GroupCommitter(self._write, concurrency=writers)
 
     @property
     def engine(self) -> Engine:
