@@ -6,7 +6,7 @@ into Slack blocks or console text without touching the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -14,13 +14,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.config import Criterion, DownvoteConfig
+from storage.breakdowns import GroupResult, breakdown
 from storage.criteria import (
+    EMPTY,
     CategoryWeekOverWeek,
     CriterionResult,
     DownvoteCounts,
     DownvoteRef,
     GroupCounts,
     MedianDuration,
+    Dimension,
     NameCount,
     categories_compared,
     compute_criterion,
@@ -32,26 +35,80 @@ from storage.criteria import (
     representative_downvotes,
     top_categories,
     top_downvoted,
+    significantly_different,
     untriaged_count,
 )
 from storage.periods import Period, day_containing, week_containing
+from storage.stats import judge
 
 TOP = 5
 EXAMPLE_CATEGORIES = 3
 EXAMPLES_PER_CATEGORY = 2
 
 
+BY = ("model", "feature")
+
+
 class Verdict(StrEnum):
     MET = "met"
     MISSED = "missed"
+    UNCERTAIN = "uncertain"  # the target lies inside the interval
     NOT_ENOUGH_DATA = "not enough data"
 
 
 def verdict_of(criterion: Criterion, result: CriterionResult) -> Verdict:
-    passed = criterion.verdict(result.value, result.sample)
-    if passed is None:
+    """Met or missed only when the whole 95% interval says so: a small sample never alarms.
+
+    A percentile with too few values for an interval (p95 below 59) is uncertain.
+    """
+    if criterion.verdict(result.value, result.sample) is None:
         return Verdict.NOT_ENOUGH_DATA
-    return Verdict.MET if passed else Verdict.MISSED
+    if result.interval is None:
+        return Verdict.UNCERTAIN
+    target = criterion.target
+    return Verdict(judge(result.interval, target.threshold, target.op))
+
+
+def higher_is_better(criterion: Criterion) -> bool:
+    return criterion.target.op in (">=", ">")
+
+
+def criterion_breakdowns(
+    session: Session, criterion: Criterion, start: datetime, end: datetime, *, limit: int = TOP
+) -> list[Breakdown]:
+    """The criterion per model and per feature over [start, end)."""
+    spec = criterion.to_spec()
+    better = higher_is_better(criterion)
+    return [
+        Breakdown(by, breakdown(session, spec, by, start, end, limit=limit, higher_is_better=better))
+        for by in BY
+    ]
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """A criterion's busiest groups along one dimension."""
+
+    by: Dimension
+    groups: list[GroupResult]
+
+
+@dataclass(frozen=True)
+class Change:
+    """This period's value minus the previous one, and whether that is beyond noise."""
+
+    difference: float
+    significant: bool
+
+
+def change_between(
+    criterion: Criterion, result: CriterionResult, previous: CriterionResult
+) -> Change | None:
+    """None unless both periods had enough data to count."""
+    if Verdict.NOT_ENOUGH_DATA in (verdict_of(criterion, result), verdict_of(criterion, previous)):
+        return None
+    assert result.value is not None and previous.value is not None
+    return Change(result.value - previous.value, significantly_different(result, previous))
 
 
 @dataclass(frozen=True)
@@ -61,18 +118,16 @@ class CriterionLine:
     criterion: Criterion
     result: CriterionResult
     previous: CriterionResult
+    breakdowns: list[Breakdown] = field(default_factory=list)  # only when it missed
 
     @property
     def verdict(self) -> Verdict:
         return verdict_of(self.criterion, self.result)
 
     @property
-    def change(self) -> float | None:
-        """Today's value minus yesterday's, when both days had enough data to count."""
-        if Verdict.NOT_ENOUGH_DATA in (self.verdict, verdict_of(self.criterion, self.previous)):
-            return None
-        assert self.result.value is not None and self.previous.value is not None
-        return self.result.value - self.previous.value
+    def change(self) -> Change | None:
+        """Today against yesterday, when both days had enough data to count."""
+        return change_between(self.criterion, self.result, self.previous)
 
 
 @dataclass(frozen=True)
@@ -94,10 +149,16 @@ class CriterionTrend:
     criterion: Criterion
     days: list[tuple[date, CriterionResult]]
     week: CriterionResult
+    previous: CriterionResult = EMPTY  # the week before
+    breakdowns: list[Breakdown] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:
         return verdict_of(self.criterion, self.week)
+
+    @property
+    def change(self) -> Change | None:
+        return change_between(self.criterion, self.week, self.previous)
 
 
 @dataclass(frozen=True)
@@ -121,14 +182,17 @@ def daily_summary(
     """Everything the daily summary of `day` (local to `tz`) shows."""
     period = day_containing(day, tz)
     before = period.previous()
-    lines = [
-        CriterionLine(
+    lines = []
+    for criterion in config.criteria:
+        line = CriterionLine(
             criterion,
             result=compute_criterion(session, criterion.to_spec(), period.start, period.end),
             previous=compute_criterion(session, criterion.to_spec(), before.start, before.end),
         )
-        for criterion in config.criteria
-    ]
+        if line.verdict is Verdict.MISSED:
+            breakdowns = criterion_breakdowns(session, criterion, period.start, period.end)
+            line = replace(line, breakdowns=breakdowns)
+        lines.append(line)
     return DailySummary(
         period=period,
         now=now,
@@ -149,10 +213,15 @@ def weekly_digest(
     previous = period.previous()
     trends = []
     for criterion in config.criteria:
-        series = compute_criterion_series(session, criterion.to_spec(), period.day_bounds())
+        spec = criterion.to_spec()
+        series = compute_criterion_series(session, spec, period.day_bounds())
         trends.append(
             CriterionTrend(
-                criterion, list(zip(period.days, series.periods, strict=True)), series.whole
+                criterion,
+                list(zip(period.days, series.periods, strict=True)),
+                series.whole,
+                previous=compute_criterion(session, spec, previous.start, previous.end),
+                breakdowns=criterion_breakdowns(session, criterion, period.start, period.end),
             )
         )
     categories = categories_compared(session, previous.start, period.start, period.end)

@@ -18,6 +18,7 @@ from bot.summaries.formatting import (
     ICONS,
     day_label,
     format_change,
+    format_estimate,
     format_target,
     format_value,
     moment_label,
@@ -25,6 +26,8 @@ from bot.summaries.formatting import (
     week_label,
 )
 from bot.summaries.queries import (
+    Breakdown,
+    Change,
     CriterionLine,
     CriterionTrend,
     DailySummary,
@@ -104,18 +107,40 @@ def _criterion_head(criterion: Criterion, result: CriterionResult, markup: _Mark
             f"(n = {result.sample:,}, needs {criterion.min_sample:,}) · "
             f"target {format_target(criterion)}"
         )
-    assert result.value is not None
+    uncertain = " · uncertain" if verdict is Verdict.UNCERTAIN else ""
     return (
-        f"{ICONS[verdict]} {name}: {format_value(criterion, result.value)} "
-        f"(target {format_target(criterion)}) · n = {result.sample:,}"
+        f"{ICONS[verdict]} {name}: {format_estimate(criterion, result)} · "
+        f"n = {result.sample:,} · target {format_target(criterion)}{uncertain}"
     )
+
+
+def _with_change(head: str, criterion: Criterion, change: Change | None, period: str) -> str:
+    if change is None:
+        return head
+    return f"{head} · {format_change(criterion, change, f' vs previous {period}')}"
+
+
+def breakdown_lines(
+    criterion: Criterion, breakdowns: Sequence[Breakdown], markup: _Markup
+) -> list[str]:
+    """One indented line per group: `model B: 85.0% (81.6–87.9%) · n = 500 · significantly
+    worse`."""
+    lines = []
+    for part in breakdowns:
+        for group in part.groups:
+            name = markup.text(group.name) if group.name else f"(no {part.by})"
+            worse = " · significantly worse" if group.worse else ""
+            lines.append(
+                f"      {part.by} {name}: {format_estimate(criterion, group.result)} · "
+                f"n = {group.result.sample:,}{worse}"
+            )
+    return lines
 
 
 def _daily_criterion(line: CriterionLine, markup: _Markup) -> str:
     head = _criterion_head(line.criterion, line.result, markup)
-    if line.change is None:
-        return head
-    return f"{head} · {format_change(line.criterion, line.change)} vs previous day"
+    head = _with_change(head, line.criterion, line.change, "day")
+    return "\n".join([head, *breakdown_lines(line.criterion, line.breakdowns, markup)])
 
 
 def _daily_sections(summary: DailySummary, markup: _Markup) -> list[_Section]:
@@ -166,19 +191,30 @@ def _name_counts(items: Sequence[NameCount], markup: _Markup, empty: str = "(non
     return ", ".join(f"{markup.text(item.name or empty)} ({item.count:,})" for item in items)
 
 
+def _day_estimate(criterion: Criterion, result: CriterionResult) -> str:
+    """A day in the trend: its interval when there is one (a day's p95 often has too few)."""
+    assert result.value is not None
+    if result.interval is None:
+        return format_value(criterion, result.value)
+    return format_estimate(criterion, result)
+
+
 def _weekly_criterion(trend: CriterionTrend, markup: _Markup) -> str:
     head = _criterion_head(trend.criterion, trend.week, markup)
+    head = _with_change(head, trend.criterion, trend.change, "week")
     days = " · ".join(
         f"{day:%a} "
         + (
-            format_value(trend.criterion, result.value)
+            _day_estimate(trend.criterion, result)
             if verdict_of(trend.criterion, result) is not Verdict.NOT_ENOUGH_DATA
             and result.value is not None
             else EN_DASH
         )
         for day, result in trend.days
     )
-    return f"{head}\n      {days}"
+    return "\n".join(
+        [head, f"      {days}", *breakdown_lines(trend.criterion, trend.breakdowns, markup)]
+    )
 
 
 def _weekly_sections(digest: WeeklyDigest, markup: _Markup) -> list[_Section]:
@@ -242,7 +278,9 @@ def _weekly_title(digest: WeeklyDigest) -> str:
 def _fallback(title: str, criteria: Sequence[Verdict], downvotes: int) -> str:
     judged = [v for v in criteria if v is not Verdict.NOT_ENOUGH_DATA]
     met = sum(v is Verdict.MET for v in judged)
-    return f"{title}: {met} of {len(judged)} criteria met, {downvotes:,} downvotes"
+    uncertain = sum(v is Verdict.UNCERTAIN for v in judged)
+    unsure = f" ({uncertain} uncertain)" if uncertain else ""
+    return f"{title}: {met} of {len(judged)} criteria met{unsure}, {downvotes:,} downvotes"
 
 
 @dataclass(frozen=True)
