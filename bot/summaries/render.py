@@ -137,6 +137,17 @@ def breakdown_lines(
     return lines
 
 
+def criterion_console_lines(
+    criterion: Criterion, result: CriterionResult, breakdowns: Sequence[Breakdown] = ()
+) -> list[str]:
+    """A criterion and its breakdowns as plain text (`downvote criteria`)."""
+    markup = _Markup(slack=False, permalink=message_link)
+    return [
+        _criterion_head(criterion, result, markup),
+        *breakdown_lines(criterion, breakdowns, markup),
+    ]
+
+
 def _daily_criterion(line: CriterionLine, markup: _Markup) -> str:
     head = _criterion_head(line.criterion, line.result, markup)
     head = _with_change(head, line.criterion, line.change, "day")
