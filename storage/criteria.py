@@ -617,6 +617,19 @@ def _ref(row: Any) -> DownvoteRef:
     )
 
 
+def latest_downvotes(
+    session: Session, spec_filter: CriterionFilter, start: datetime, end: datetime, *, limit: int
+) -> list[DownvoteRef]:
+    """The newest downvotes of [start, end) among the events a criterion looks at."""
+    query = (
+        _downvote_refs()
+        .where(*_downvoted_between(start, end), *_filter_clauses(spec_filter))
+        .order_by(FeedbackEvent.occurred_at.desc(), FeedbackEvent.id.desc())
+        .limit(limit)
+    )
+    return [_ref(row) for row in session.execute(query)]
+
+
 def untriaged_count(session: Session, end: datetime) -> int:
     """The backlog: downvotes before `end` that nobody has triaged yet."""
     query = select(func.count()).where(

@@ -30,6 +30,7 @@ from storage.criteria import (
     compute_criterion_series,
     downvote_counts,
     group_counts,
+    latest_downvotes,
     median_time_to_triage,
     oldest_untriaged,
     representative_downvotes,
@@ -42,6 +43,7 @@ from storage.periods import Period, day_containing, week_containing
 from storage.stats import judge
 
 TOP = 5
+LATEST_DOWNVOTES = 3
 EXAMPLE_CATEGORIES = 3
 EXAMPLES_PER_CATEGORY = 2
 
@@ -241,3 +243,45 @@ def weekly_digest(
             session, busiest, period.start, period.end, per=EXAMPLES_PER_CATEGORY
         ),
     )
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A criterion whose whole interval misses its target today so far, and where to look."""
+
+    criterion: Criterion
+    period: Period
+    now: datetime
+    result: CriterionResult
+    worst: list[tuple[Dimension, GroupResult]]  # the worst model, the worst feature
+    latest: list[DownvoteRef]
+
+
+def breach_of(
+    session: Session, criterion: Criterion, day: date, tz: ZoneInfo, now: datetime
+) -> Breach | None:
+    """The breach of `criterion` on `day` up to `now`, or None when it is not (yet) missed."""
+    period = day_containing(day, tz)
+    end = min(now, period.end)
+    if end <= period.start:
+        return None
+    spec = criterion.to_spec()
+    result = compute_criterion(session, spec, period.start, end)
+    if verdict_of(criterion, result) is not Verdict.MISSED:
+        return None
+    worst = []
+    for part in criterion_breakdowns(session, criterion, period.start, end):
+        group = _worst(part.groups, higher_is_better(criterion))
+        if group is not None:
+            worst.append((part.by, group))
+    latest = latest_downvotes(session, spec.filter, period.start, end, limit=LATEST_DOWNVOTES)
+    return Breach(criterion, period, now, result, worst, latest)
+
+
+def _worst(groups: list[GroupResult], higher_is_better: bool) -> GroupResult | None:
+    """A group marked significantly worse first; among equals, the lowest (highest) value."""
+    known = [g for g in groups if g.result.value is not None]
+    if not known:
+        return None
+    sign = 1 if higher_is_better else -1
+    return min(known, key=lambda g: (not g.worse, sign * (g.result.value or 0.0)))

@@ -26,6 +26,7 @@ from bot.summaries.formatting import (
     week_label,
 )
 from bot.summaries.queries import (
+    Breach,
     Breakdown,
     Change,
     CriterionLine,
@@ -369,6 +370,39 @@ def weekly_digest_chart(digest: WeeklyDigest) -> bytes:
     targets = {t.criterion.name: t.criterion.target.threshold for t in charted}
     percent = {t.criterion.name for t in charted if isinstance(t.criterion, ShareCriterion)}
     return trend_chart_png(series, targets, percent=percent)
+
+
+def breach_message(
+    breach: Breach, *, permalink: Permalink = message_link
+) -> tuple[str, list[Block]]:
+    """The breach alert: value, interval and target, the worst model and feature, and links to
+    the latest downvotes (fallback text, blocks)."""
+    markup = _Markup(slack=True, permalink=permalink)
+    criterion, tz = breach.criterion, breach.period.tz
+    title = f"Criterion missed today: {criterion.name}"
+    lines = [
+        f"{ICONS[Verdict.MISSED]} {markup.bold(markup.text(criterion.name))}: "
+        f"{format_estimate(criterion, breach.result)} · n = {breach.result.sample:,} · "
+        f"target {format_target(criterion)} · {day_label(breach.period.first_day)} so far, "
+        f"until {moment_label(breach.now, tz)}"
+    ]
+    for by, group in breach.worst:
+        name = markup.text(group.name) if group.name else f"(no {by})"
+        worse = " · significantly worse than the rest" if group.worse else ""
+        lines.append(
+            f"Worst {by}: {name} {format_estimate(criterion, group.result)} · "
+            f"n = {group.result.sample:,}{worse}"
+        )
+    if breach.latest:
+        lines.append("Latest downvotes:")
+        lines.extend(_downvote_line(ref, markup, tz) for ref in breach.latest)
+    blocks: list[Block] = [header(title)]  # plain text: nothing in it is read as markup
+    blocks.extend(section(text, verbatim=False) for text in _section_texts(lines[0], lines[1:]))
+    fallback = (
+        f"Criterion missed today: {escape(criterion.name)}: "
+        f"{format_estimate(criterion, breach.result)}, target {format_target(criterion)}"
+    )
+    return fallback[:MAX_FALLBACK_CHARS], blocks
 
 
 def _console_text(title: str, sections: Sequence[_Section]) -> str:
