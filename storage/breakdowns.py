@@ -58,7 +58,7 @@ def breakdown(
     """The `limit` groups with the most events counted in [start, end), busiest first."""
     dialect = backend_of(session)
     params = {"start": start, "end": end}
-    rows = session.execute(_group_counts_query(spec, dialect, by), params).all()
+    rows = list(session.execute(_group_counts_query(spec, dialect, by), params))
     if isinstance(spec, ShareSpec):
         return _share_groups(rows[:limit], rows, higher_is_better)
     total = sum(row.n for row in rows)

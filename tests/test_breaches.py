@@ -60,7 +60,9 @@ def add_morning(
         )  # fmt: skip
 
 
-def alerter(sessions: sessionmaker[Session], slack: FakeSlack, name: str, **kw: Any) -> BreachAlerter:
+def alerter(
+    sessions: sessionmaker[Session], slack: FakeSlack, name: str, **kw: Any
+) -> BreachAlerter:
     client = make_slack_client(slack.token, slack.api_url, retry_interval=FAST_RETRIES)
     return BreachAlerter(
         sessions=sessions, client=client, channel="#quality", config=CONFIG, tz=TZ, name=name,

@@ -118,7 +118,7 @@ def test_the_worse_model_is_marked_in_the_digest_and_on_the_console(
     text = weekly_digest_text(digest)
     overall = f"Satisfaction: 90.0% {percent_interval(900, 1000)} · n = 1,000"
     assert overall in text
-    assert f"model B: 85.0% (81.6–87.9%) · n = 500 · significantly worse" in text
+    assert "model B: 85.0% (81.6–87.9%) · n = 500 · significantly worse" in text
     assert f"model A: 95.0% {percent_interval(475, 500)} · n = 500\n" in text
     slack = str(weekly_digest_message(digest).blocks)
     assert "model B: 85.0% (81.6–87.9%) · n = 500 · significantly worse" in slack
@@ -259,3 +259,27 @@ def test_bad_arguments_give_one_line_and_exit_1(
     assert ran.stdout == ""
     assert ran.stderr.count("\n") == 1 and ran.stderr.startswith("downvote: ")
     assert reason in ran.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The chart: the interval as a band, the target labelled, the unit on the axis.
+
+
+def test_the_chart_shows_each_day_s_interval_the_labelled_target_and_the_unit() -> None:
+    from bot.summaries.chart import trend_figure
+
+    days = [DAY + timedelta(days=i) for i in range(7)]
+    figure = trend_figure(
+        {"Satisfaction": [(d, 0.9) for d in days], "Response time": [(d, 420.0) for d in days]},
+        {"Satisfaction": 0.92, "Response time": 500.0},
+        percent={"Satisfaction"},
+        bands={"Satisfaction": [(0.86, 0.93)] * 6 + [None], "Response time": [(380.0, 455.0)] * 7},
+        units={"Response time": "ms"},
+    )
+    share, latency = figure.get_axes()
+    for panel in (share, latency):
+        [band] = panel.collections  # fill_between: one shaded area
+        assert band.get_label() == "95% interval"
+    assert [t.get_text() for t in share.texts] == ["target 92%"]
+    assert [t.get_text() for t in latency.texts] == ["target 500"]
+    assert (share.get_ylabel(), latency.get_ylabel()) == ("%", "ms")

@@ -26,6 +26,11 @@ ICONS = {
 _SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
 
 
+def unit_of(criterion: Criterion) -> str:
+    """The unit after a value: " ms" for latencies; "" for shares (shown as %) and numbers."""
+    return _unit(criterion)
+
+
 def _unit(criterion: Criterion) -> str:
     return (
         " ms"

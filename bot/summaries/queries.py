@@ -19,11 +19,11 @@ from storage.criteria import (
     EMPTY,
     CategoryWeekOverWeek,
     CriterionResult,
+    Dimension,
     DownvoteCounts,
     DownvoteRef,
     GroupCounts,
     MedianDuration,
-    Dimension,
     NameCount,
     categories_compared,
     compute_criterion,
@@ -34,9 +34,9 @@ from storage.criteria import (
     median_time_to_triage,
     oldest_untriaged,
     representative_downvotes,
+    significantly_different,
     top_categories,
     top_downvoted,
-    significantly_different,
     untriaged_count,
 )
 from storage.periods import Period, day_containing, week_containing
@@ -48,7 +48,7 @@ EXAMPLE_CATEGORIES = 3
 EXAMPLES_PER_CATEGORY = 2
 
 
-BY = ("model", "feature")
+BY: tuple[Dimension, ...] = ("model", "feature")
 
 
 class Verdict(StrEnum):
@@ -82,7 +82,9 @@ def criterion_breakdowns(
     spec = criterion.to_spec()
     better = higher_is_better(criterion)
     return [
-        Breakdown(by, breakdown(session, spec, by, start, end, limit=limit, higher_is_better=better))
+        Breakdown(
+            by, breakdown(session, spec, by, start, end, limit=limit, higher_is_better=better)
+        )
         for by in BY
     ]
 

@@ -23,6 +23,7 @@ from bot.summaries.formatting import (
     format_value,
     moment_label,
     percent,
+    unit_of,
     week_label,
 )
 from bot.summaries.queries import (
@@ -164,7 +165,7 @@ def _daily_sections(summary: DailySummary, markup: _Markup) -> list[_Section]:
         f"({counts.triaged:,} of {counts.downvotes:,})"
     ]
     if summary.top_categories:
-        downvotes.append("Top categories: " + _name_counts(summary.top_categories, markup))
+        downvotes.append("Top categories: " + _charted_day(summary.top_categories, markup))
     downvotes.extend(_top_groups(summary.groups, markup, tz))
     sections = [
         _Section(
@@ -199,7 +200,7 @@ def _top_groups(counts: GroupCounts, markup: _Markup, tz: ZoneInfo) -> list[str]
     ]
 
 
-def _name_counts(items: Sequence[NameCount], markup: _Markup, empty: str = "(none)") -> str:
+def _charted_day(items: Sequence[NameCount], markup: _Markup, empty: str = "(none)") -> str:
     return ", ".join(f"{markup.text(item.name or empty)} ({item.count:,})" for item in items)
 
 
@@ -244,9 +245,9 @@ def _weekly_sections(digest: WeeklyDigest, markup: _Markup) -> list[_Section]:
         ),
     ]
     if digest.top_features:
-        downvotes.append("Features: " + _name_counts(digest.top_features, markup, "(no feature)"))
+        downvotes.append("Features: " + _charted_day(digest.top_features, markup, "(no feature)"))
     if digest.top_models:
-        downvotes.append("Models: " + _name_counts(digest.top_models, markup, "(no model)"))
+        downvotes.append("Models: " + _charted_day(digest.top_models, markup, "(no model)"))
     downvotes.extend(_top_groups(digest.groups, markup, digest.period.tz))
     sections = [
         _Section(
@@ -369,7 +370,22 @@ def weekly_digest_chart(digest: WeeklyDigest) -> bytes:
     }
     targets = {t.criterion.name: t.criterion.target.threshold for t in charted}
     percent = {t.criterion.name for t in charted if isinstance(t.criterion, ShareCriterion)}
-    return trend_chart_png(series, targets, percent=percent)
+    bands = {
+        trend.criterion.name: [
+            (r.interval.low, r.interval.high)
+            if r.interval is not None and charted_day(trend.criterion, r)
+            else None
+            for _, r in trend.days
+        ]
+        for trend in charted
+    }
+    units = {t.criterion.name: unit_of(t.criterion).strip() for t in charted}
+    return trend_chart_png(series, targets, percent=percent, bands=bands, units=units)
+
+
+def charted_day(criterion: Criterion, result: CriterionResult) -> bool:
+    """Enough data to chart (the same rule as the text's "not enough data")."""
+    return verdict_of(criterion, result) is not Verdict.NOT_ENOUGH_DATA
 
 
 def breach_message(
