@@ -69,9 +69,11 @@ ALERT_COLUMNS = (
     "event_id, status, attempts, replies_posted, next_attempt_at, created_at, slack_channel_id, "
     "slack_ts"
 )
-# Indexes the summary queries want beyond those in storage/models.py (see the report).
+# Indexes the summary queries want beyond those in storage/models.py (see the report); IF NOT
+# EXISTS since models.py took this one in.
 EXTRA_INDEXES = [
-    "CREATE INDEX ix_feedback_events_rating_occurred_at ON feedback_events (rating, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS ix_feedback_events_rating_occurred_at "
+    "ON feedback_events (rating, occurred_at)",
 ]
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -283,3 +285,61 @@ def test_the_chart_shows_each_day_s_interval_the_labelled_target_and_the_unit() 
     assert [t.get_text() for t in share.texts] == ["target 92%"]
     assert [t.get_text() for t in latency.texts] == ["target 500"]
     assert (share.get_ylabel(), latency.get_ylabel()) == ("%", "ms")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Intervals from SQL against a direct computation, on every backend.
+
+
+def binomial_cdf(j: int, n: int, q: float) -> float:
+    return sum(math.comb(n, i) * q**i * (1 - q) ** (n - i) for i in range(j + 1))
+
+
+def direct_ranks(n: int, q: float) -> tuple[int, int]:
+    """Equal-tailed order-statistic ranks, straight from the binomial sums (2.5% each side)."""
+    low = max(r for r in range(1, n + 1) if binomial_cdf(r - 1, n, q) <= 0.025)
+    high = min(r for r in range(1, n + 1) if 1 - binomial_cdf(r - 1, n, q) <= 0.025)
+    return low, high
+
+
+@settings(
+    max_examples=25, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)  # fmt: skip
+@given(
+    latencies=st.lists(st.integers(1, 5000), min_size=40, max_size=160),
+    ups=st.integers(0, 160),
+    percentile=st.sampled_from([50, 90]),
+)
+def test_sql_intervals_equal_a_direct_computation(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp,
+    latencies: list[int], ups: int, percentile: int,
+) -> None:  # fmt: skip
+    from storage.criteria import PercentileSpec, RatedUp, ShareSpec, compute_criterion
+
+    n = len(latencies)
+    ups = min(ups, n)
+    start = datetime(2026, 11, 18, tzinfo=UTC)
+    rows = [
+        {
+            "app_id": registered_app.app_id, "external_id": f"h{i}", "prompt": "p",
+            "response": "r", "rating": "up" if i < ups else "down",
+            "latency_ms": float(latency), "occurred_at": start + timedelta(seconds=i),
+            "received_at": start,
+        }
+        for i, latency in enumerate(latencies)
+    ]  # fmt: skip
+    with sessions() as session:
+        session.execute(insert(FeedbackEvent), rows)
+        end = start + timedelta(days=1)
+        p = compute_criterion(session, PercentileSpec("latency_ms", percentile), start, end)
+        share = compute_criterion(session, ShareSpec(RatedUp()), start, end)
+        session.rollback()
+    ordered = sorted(float(v) for v in latencies)
+    low, high = direct_ranks(n, percentile / 100)
+    assert p.value == ordered[math.ceil(n * percentile / 100) - 1]
+    assert p.interval is not None
+    assert (p.interval.low, p.interval.high) == (ordered[low - 1], ordered[high - 1])
+    assert share.interval is not None
+    assert share.interval.low == pytest.approx(wilson(ups, n)[0] if ups else 0.0, abs=1e-12)
+    assert share.interval.high == pytest.approx(wilson(ups, n)[1] if ups < n else 1.0, abs=1e-12)
