@@ -263,16 +263,23 @@ class Bare:
         if not n:
             return None
 
-        def at(rank: int) -> float:
-            return self.run(
-                f"SELECT e.latency_ms FROM feedback_events e WHERE {where} "
-                "ORDER BY e.latency_ms DESC LIMIT 1 OFFSET ?",
-                [*params, n - rank],
-            )[0][0]
-
+        # One statement for the three ranks, as ours: the nearest 5% sorted (bounded), numbered.
+        rank = (n * 95 + 99) // 100
         ranks = percentile_rank_interval(n, 0.95)
-        band = (at(ranks[0]), at(ranks[1])) if ranks else None
-        return at((n * 95 + 99) // 100), n, band
+        wanted = [rank, *(ranks or ())]
+        positions = sorted({n - r + 1 for r in wanted})
+        marks = ", ".join("?" * len(positions))
+        found = dict(
+            self.run(
+                "SELECT position, latency_ms FROM (SELECT row_number() OVER "
+                "(ORDER BY latency_ms DESC) AS position, latency_ms FROM (SELECT e.latency_ms "
+                f"FROM feedback_events e WHERE {where} ORDER BY e.latency_ms DESC LIMIT ?) x) y "
+                f"WHERE position IN ({marks})",
+                [*params, max(positions), *positions],
+            )
+        )
+        band = (found[n - ranks[0] + 1], found[n - ranks[1] + 1]) if ranks else None
+        return found[n - rank + 1], n, band
 
     def share_groups(
         self, met: str, where: str, column: str, start: datetime, end: datetime
@@ -285,7 +292,9 @@ class Bare:
             [start, end],
         )
 
-    def p95_groups(self, column: str, start: datetime, end: datetime) -> None:
+    def p95_groups(
+        self, column: str, start: datetime, end: datetime, known: tuple[Any, ...] | None
+    ) -> None:
         """Per group: count; the top five's p95 intervals; the rest's where on the worse side."""
         groups = self.run(
             f"SELECT coalesce(e.{column}, '') g, count(*) n FROM feedback_events e "
@@ -293,7 +302,7 @@ class Bare:
             [start, end],
         )
         total = sum(n for _, n in groups)
-        overall = self.p95(start, end, n=total)
+        overall = self.p95(start, end, n=total) if known is None else known
         inside, outside = (
             f" AND coalesce(e.{column}, '') = ?",
             f" AND coalesce(e.{column}, '') <> ?",
@@ -327,13 +336,11 @@ class Bare:
             if broken_down[[0, 2, 3][index]]:
                 for column in ("model", "feature"):
                     self.share_groups(met, where, column, start, end)
-        for a, b in pairwise(bounds):
-            self.p95(a, b)
-        if whole:
-            self.p95(bounds[0], bounds[-1])
+        last = [self.p95(a, b) for a, b in pairwise(bounds)][-1]
+        overall = self.p95(bounds[0], bounds[-1]) if whole else last
         if broken_down[1]:
             for column in ("model", "feature"):
-                self.p95_groups(column, start, end)
+                self.p95_groups(column, start, end, overall)
 
     TRIAGED = (
         "(EXISTS (SELECT 1 FROM triage t WHERE t.event_id = e.id AND t.status <> 'new') "

@@ -54,15 +54,20 @@ def breakdown(
     *,
     limit: int,
     higher_is_better: bool,
+    overall: CriterionResult | None = None,
 ) -> list[GroupResult]:
-    """The `limit` groups with the most events counted in [start, end), busiest first."""
+    """The `limit` groups with the most events counted in [start, end), busiest first.
+
+    `overall`: the criterion over the same range, when the caller has it (saves a percentile).
+    """
     dialect = backend_of(session)
     params = {"start": start, "end": end}
     rows = list(session.execute(_group_counts_query(spec, dialect, by), params))
     if isinstance(spec, ShareSpec):
         return _share_groups(rows[:limit], rows, higher_is_better)
     total = sum(row.n for row in rows)
-    overall = _percentile(session, spec, start, end, n=total) if rows else None
+    if overall is None and rows:
+        overall = _percentile(session, spec, start, end, n=total)
     groups = []
     for row in rows[:limit]:
         scope = Scope(by, row.name)

@@ -76,17 +76,27 @@ def higher_is_better(criterion: Criterion) -> bool:
 
 
 def criterion_breakdowns(
-    session: Session, criterion: Criterion, start: datetime, end: datetime, *, limit: int = TOP
+    session: Session,
+    criterion: Criterion,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = TOP,
+    overall: CriterionResult | None = None,
 ) -> list[Breakdown]:
-    """The criterion per model and per feature over [start, end)."""
+    """The criterion per model and per feature over [start, end) (`overall`: its known value)."""
     spec = criterion.to_spec()
     better = higher_is_better(criterion)
     return [
         Breakdown(
-            by, breakdown(session, spec, by, start, end, limit=limit, higher_is_better=better)
+            by,
+            breakdown(
+                session, spec, by, start, end, limit=limit, higher_is_better=better,
+                overall=overall,
+            ),
         )
         for by in BY
-    ]
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,9 @@ def daily_summary(
             previous=compute_criterion(session, criterion.to_spec(), before.start, before.end),
         )
         if line.verdict is Verdict.MISSED:
-            breakdowns = criterion_breakdowns(session, criterion, period.start, period.end)
+            breakdowns = criterion_breakdowns(
+                session, criterion, period.start, period.end, overall=line.result
+            )
             line = replace(line, breakdowns=breakdowns)
         lines.append(line)
     return DailySummary(
@@ -225,7 +237,9 @@ def weekly_digest(
                 list(zip(period.days, series.periods, strict=True)),
                 series.whole,
                 previous=compute_criterion(session, spec, previous.start, previous.end),
-                breakdowns=criterion_breakdowns(session, criterion, period.start, period.end),
+                breakdowns=criterion_breakdowns(
+                    session, criterion, period.start, period.end, overall=series.whole
+                ),
             )
         )
     categories = categories_compared(session, previous.start, period.start, period.end)
@@ -272,7 +286,7 @@ def breach_of(
     if verdict_of(criterion, result) is not Verdict.MISSED:
         return None
     worst = []
-    for part in criterion_breakdowns(session, criterion, period.start, end):
+    for part in criterion_breakdowns(session, criterion, period.start, end, overall=result):
         group = _worst(part.groups, higher_is_better(criterion))
         if group is not None:
             worst.append((part.by, group))
