@@ -4,6 +4,8 @@ Everything here aggregates in SQL and returns a handful of rows, whatever the nu
 Percentiles are nearest-rank (the value at rank ceil(p/100 * n) in ascending order), computed with
 ROW_NUMBER() and integer arithmetic so SQLite and PostgreSQL give the same answer to the bit.
 Periods are half-open [start, end) on `occurred_at`. Functions take a session and never commit.
+Each result carries its 95% interval (storage.stats): a share's from its two counts, a
+percentile's from the values at two more ranks, read in the same statement as the value.
 """
 
 from __future__ import annotations

@@ -216,6 +216,7 @@ def test_digest_cli_dry_run_prints_without_slack(
     result = run_cli(env, "digest", kind, "--date", MONDAY.isoformat(), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "Satisfaction" in result.stdout
+    assert "90.0% (69.9–97.2%) · n = 20" in result.stdout  # 18 of 20, with its interval
     with sessions() as session:
         assert summary_postings(session) == []  # a dry run claims nothing
 
