@@ -281,36 +281,35 @@ class Bare:
         band = (found[n - ranks[0] + 1], found[n - ranks[1] + 1]) if ranks else None
         return found[n - rank + 1], n, band
 
-    def share_groups(
-        self, met: str, where: str, column: str, start: datetime, end: datetime
-    ) -> None:
-        """(group, n, met) for every group, busiest first; the rest are sums in Python."""
+    def share_groups(self, met: str, where: str, start: datetime, end: datetime) -> None:
+        """(model, feature, n, met) per pair, in one scan; per model and per feature (and the
+        rest) are sums in Python, as ours."""
         self.run(
-            f"SELECT coalesce(e.{column}, '') g, count(*) n, count(CASE WHEN {met} THEN 1 END) "
-            f"FROM feedback_events e WHERE e.occurred_at >= ? AND e.occurred_at < ?{where} "
-            "GROUP BY g ORDER BY n DESC, g",
+            "SELECT coalesce(e.model, ''), coalesce(e.feature, ''), count(*), "
+            f"count(CASE WHEN {met} THEN 1 END) FROM feedback_events e "
+            f"WHERE e.occurred_at >= ? AND e.occurred_at < ?{where} GROUP BY 1, 2",
             [start, end],
         )
 
-    def p95_groups(
-        self, column: str, start: datetime, end: datetime, known: tuple[Any, ...] | None
-    ) -> None:
-        """Per group: count; the top five's p95 intervals; the rest's where on the worse side."""
-        groups = self.run(
-            f"SELECT coalesce(e.{column}, '') g, count(*) n FROM feedback_events e "
-            f"WHERE {self.P95_WHERE} GROUP BY g ORDER BY n DESC, g",
+    def p95_groups(self, start: datetime, end: datetime, overall: tuple[Any, ...] | None) -> None:
+        """Counts per (model, feature) in one scan; per model and per feature, the top five's
+        p95 intervals, and the rest's for those on the worse side of the overall value."""
+        pairs = self.run(
+            "SELECT coalesce(e.model, ''), coalesce(e.feature, ''), count(*) "
+            f"FROM feedback_events e WHERE {self.P95_WHERE} GROUP BY 1, 2",
             [start, end],
         )
-        total = sum(n for _, n in groups)
-        overall = self.p95(start, end, n=total) if known is None else known
-        inside, outside = (
-            f" AND coalesce(e.{column}, '') = ?",
-            f" AND coalesce(e.{column}, '') <> ?",
-        )
-        for name, n in groups[:5]:
-            group = self.p95(start, end, inside, [name], n=n)
-            if overall and group and group[0] >= overall[0]:
-                self.p95(start, end, outside, [name], n=total - n)
+        total = sum(n for _, _, n in pairs)
+        for index, column in enumerate(("model", "feature")):
+            counts: dict[str, int] = {}
+            for row in pairs:
+                counts[row[index]] = counts.get(row[index], 0) + row[2]
+            key = f"coalesce(e.{column}, '')"
+            inside, outside = f" AND {key} = ?", f" AND {key} <> ?"
+            for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5]:
+                group = self.p95(start, end, inside, [name], n=n)
+                if overall and group and group[0] >= overall[0]:
+                    self.p95(start, end, outside, [name], n=total - n)
 
     def shares(self) -> list[tuple[str, str]]:
         met, reported = self.metric_true("tests_passed")
@@ -334,13 +333,11 @@ class Bare:
         for index, (met, where) in enumerate([(up, rated), (agree, confident), (passed, codegen)]):
             self.share(met, where, bounds)
             if broken_down[[0, 2, 3][index]]:
-                for column in ("model", "feature"):
-                    self.share_groups(met, where, column, start, end)
+                self.share_groups(met, where, start, end)
         last = [self.p95(a, b) for a, b in pairwise(bounds)][-1]
         overall = self.p95(bounds[0], bounds[-1]) if whole else last
         if broken_down[1]:
-            for column in ("model", "feature"):
-                self.p95_groups(column, start, end, overall)
+            self.p95_groups(start, end, overall)
 
     TRIAGED = (
         "(EXISTS (SELECT 1 FROM triage t WHERE t.event_id = e.id AND t.status <> 'new') "

@@ -45,6 +45,13 @@ class GroupResult:
     worse: bool
 
 
+@dataclass(frozen=True)
+class _Counts:
+    name: str
+    n: int
+    met: int
+
+
 def breakdown(
     session: Session,
     spec: CriterionSpec,
@@ -56,22 +63,71 @@ def breakdown(
     higher_is_better: bool,
     overall: CriterionResult | None = None,
 ) -> list[GroupResult]:
-    """The `limit` groups with the most events counted in [start, end), busiest first.
+    """The `limit` groups with the most events counted in [start, end), busiest first."""
+    return breakdowns(
+        session, spec, (by,), start, end, limit=limit, higher_is_better=higher_is_better,
+        overall=overall,
+    )[by]  # fmt: skip
+
+
+def breakdowns(
+    session: Session,
+    spec: CriterionSpec,
+    dimensions: tuple[Dimension, ...],
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int,
+    higher_is_better: bool,
+    overall: CriterionResult | None = None,
+) -> dict[Dimension, list[GroupResult]]:
+    """`breakdown` along several dimensions, counted in one GROUP BY over all of them (one scan
+    of the range instead of one per dimension; the rows are combinations, a few dozen).
 
     `overall`: the criterion over the same range, when the caller has it (saves a percentile).
     """
-    dialect = backend_of(session)
-    params = {"start": start, "end": end}
-    rows = list(session.execute(_group_counts_query(spec, dialect, by), params))
-    if isinstance(spec, ShareSpec):
-        return _share_groups(rows[:limit], rows, higher_is_better)
-    total = sum(row.n for row in rows)
-    if overall is None and rows:
-        overall = _percentile(session, spec, start, end, n=total)
+    query = _group_counts_query(spec, backend_of(session), dimensions)
+    rows = list(session.execute(query, {"start": start, "end": end}))
+    if isinstance(spec, PercentileSpec) and overall is None:
+        overall = _overall(session, spec, start, end, _per_group(rows, 0))
+    found = {}
+    for index, by in enumerate(dimensions):
+        counts = _per_group(rows, index)
+        if isinstance(spec, ShareSpec):
+            found[by] = _share_groups(counts[:limit], counts, higher_is_better)
+        else:
+            found[by] = _percentile_groups(
+                session, spec, by, start, end, counts, limit, higher_is_better, overall
+            )
+    return found
+
+
+def _per_group(rows: list[Any], index: int) -> list[_Counts]:
+    """Counts per value of the index-th key, busiest first, ties by name."""
+    totals: dict[str, list[int]] = {}
+    for row in rows:
+        total = totals.setdefault(row[index], [0, 0])
+        total[0] += row.n
+        total[1] += getattr(row, "met", 0)
+    ordered = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
+    return [_Counts(name, n, met) for name, (n, met) in ordered]
+
+
+def _overall(
+    session: Session, spec: PercentileSpec, start: datetime, end: datetime, counts: list[_Counts]
+) -> CriterionResult | None:
+    total = sum(c.n for c in counts)
+    return _percentile(session, spec, start, end, n=total) if total else None
+
+
+def _percentile_groups(
+    session: Session, spec: PercentileSpec, by: Dimension, start: datetime, end: datetime,
+    counts: list[_Counts], limit: int, higher_is_better: bool, overall: CriterionResult | None,
+) -> list[GroupResult]:  # fmt: skip
+    total = sum(c.n for c in counts)
     groups = []
-    for row in rows[:limit]:
-        scope = Scope(by, row.name)
-        result = _percentile(session, spec, start, end, scope, n=row.n)
+    for row in counts[:limit]:
+        result = _percentile(session, spec, start, end, Scope(by, row.name), n=row.n)
         worse = False
         if overall is not None and _worse(result, overall, higher_is_better, strict=False):
             rest_scope = Scope(by, row.name, inside=False)
@@ -81,7 +137,9 @@ def breakdown(
     return groups
 
 
-def _share_groups(top: list[Any], rows: list[Any], higher_is_better: bool) -> list[GroupResult]:
+def _share_groups(
+    top: list[_Counts], rows: list[_Counts], higher_is_better: bool
+) -> list[GroupResult]:
     total, total_met = sum(row.n for row in rows), sum(row.met for row in rows)
     groups = []
     for row in top:
@@ -105,15 +163,17 @@ def _worse(
 
 
 @lru_cache(maxsize=256)
-def _group_counts_query(spec: CriterionSpec, dialect: str, by: Dimension) -> Select[Any]:
-    """(name, n[, met]) per group, busiest first; ties by name so the order is stable."""
-    key = group_key(by).label("name")
+def _group_counts_query(
+    spec: CriterionSpec, dialect: str, dimensions: tuple[Dimension, ...]
+) -> Select[Any]:
+    """(one key per dimension, n[, met]) per combination of keys."""
+    keys = [group_key(by).label(f"key_{index}") for index, by in enumerate(dimensions)]
     n = func.count().label("n")
     if isinstance(spec, PercentileSpec):
         _, where = _values(spec, dialect, None)
-        columns: list[Any] = [key, n]
+        columns: list[Any] = [*keys, n]
     else:
         meets, required = _condition(spec.condition, dialect)
         where = [*_in_period(), *_filter_clauses(spec.filter), *required]
-        columns = [key, n, func.count(case((meets, 1))).label("met")]
-    return select(*columns).where(*where).group_by(key).order_by(n.desc(), key)
+        columns = [*keys, n, func.count(case((meets, 1))).label("met")]
+    return select(*columns).where(*where).group_by(*keys)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.config import Criterion, DownvoteConfig
-from storage.breakdowns import GroupResult, breakdown
+from storage.breakdowns import GroupResult, breakdowns
 from storage.criteria import (
     EMPTY,
     CategoryWeekOverWeek,
@@ -85,18 +85,11 @@ def criterion_breakdowns(
     overall: CriterionResult | None = None,
 ) -> list[Breakdown]:
     """The criterion per model and per feature over [start, end) (`overall`: its known value)."""
-    spec = criterion.to_spec()
-    better = higher_is_better(criterion)
-    return [
-        Breakdown(
-            by,
-            breakdown(
-                session, spec, by, start, end, limit=limit, higher_is_better=better,
-                overall=overall,
-            ),
-        )
-        for by in BY
-    ]  # fmt: skip
+    found = breakdowns(
+        session, criterion.to_spec(), BY, start, end, limit=limit,
+        higher_is_better=higher_is_better(criterion), overall=overall,
+    )  # fmt: skip
+    return [Breakdown(by, found[by]) for by in BY]
 
 
 @dataclass(frozen=True)
