@@ -343,3 +343,26 @@ def test_sql_intervals_equal_a_direct_computation(
     assert share.interval is not None
     assert share.interval.low == pytest.approx(wilson(ups, n)[0] if ups else 0.0, abs=1e-12)
     assert share.interval.high == pytest.approx(wilson(ups, n)[1] if ups < n else 1.0, abs=1e-12)
+
+
+def test_criteria_by_app_and_compare_apps(
+    database_url: str, sessions: sessionmaker[Session], registered_app: RegisteredApp,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from tests.support.databases import register_app
+
+    other = register_app(sessions, "other-bot")
+    add_answers(sessions, registered_app, DAY, up=95, down=5)
+    add_answers(sessions, other, DAY, up=60, down=40, feature="search")
+    env = cli_env(database_url, tmp_path)
+    since, until = DAY.isoformat(), (DAY + timedelta(days=1)).isoformat()
+    ran = run_cli(env, "criteria", "--by", "app", "--since", since, "--until", until)
+    assert ran.returncode == 0, ran.stderr
+    assert f"app support-bot: 95.0% {percent_interval(95, 100)} · n = 100\n" in ran.stdout
+    assert "app other-bot: 60.0% " in ran.stdout and "significantly worse" in ran.stdout
+    ran = run_cli(
+        env, "criteria", "--compare", "app=support-bot,feature=search",
+        "--since", since, "--until", until,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    assert "  difference: −35.0 pp (significant)" in ran.stdout
