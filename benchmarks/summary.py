@@ -34,7 +34,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from bot.config import DownvoteConfig, load_config
-from bot.summaries.queries import DailySummary, WeeklyDigest, daily_summary, weekly_digest
+from bot.summaries.queries import (
+    DailySummary,
+    Verdict,
+    WeeklyDigest,
+    daily_summary,
+    weekly_digest,
+)
 from bot.summaries.render import (
     daily_summary_message,
     daily_summary_text,
@@ -44,6 +50,7 @@ from bot.summaries.render import (
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Base
 from storage.periods import Period, last_complete_day, last_complete_week
+from storage.stats import percentile_rank_interval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,9 +69,11 @@ ALERT_COLUMNS = (
     "event_id, status, attempts, replies_posted, next_attempt_at, created_at, slack_channel_id, "
     "slack_ts"
 )
-# Indexes the summary queries want beyond those in storage/models.py (see the report).
+# Indexes the summary queries want beyond those in storage/models.py (see the report); IF NOT
+# EXISTS since models.py took this one in.
 EXTRA_INDEXES = [
-    "CREATE INDEX ix_feedback_events_rating_occurred_at ON feedback_events (rating, occurred_at)",
+    "CREATE INDEX IF NOT EXISTS ix_feedback_events_rating_occurred_at "
+    "ON feedback_events (rating, occurred_at)",
 ]
 
 
@@ -236,32 +245,99 @@ class Bare:
             for start, end in pairwise(bounds)
         ]
 
-    def p95(self, start: datetime, end: datetime) -> tuple[float, int] | None:
-        """Nearest rank 95: count, then the value 5% from the top, in one statement."""
-        where = "e.occurred_at >= ? AND e.occurred_at < ? AND e.latency_ms IS NOT NULL"
-        rows = self.run(
-            f"WITH n AS (SELECT count(*) AS n FROM feedback_events e WHERE {where}) "
-            f"SELECT e.latency_ms, (SELECT n FROM n) FROM feedback_events e WHERE {where} "
-            "ORDER BY e.latency_ms DESC LIMIT 1 OFFSET (SELECT n - (n * 95 + 99) / 100 FROM n)",
-            [start, end, start, end],
-        )
-        return rows[0] if rows else None
+    P95_WHERE = "e.occurred_at >= ? AND e.occurred_at < ? AND e.latency_ms IS NOT NULL"
 
-    def criteria(self, bounds: Sequence[datetime], whole: bool) -> None:
-        """The four criteria of downvote.example.toml, per period (and p95 over all of them)."""
-        self.share("e.rating = 'up'", " AND e.rating IS NOT NULL", bounds)
-        for start, end in pairwise(bounds):
-            self.p95(start, end)
-        if whole:
-            self.p95(bounds[0], bounds[-1])
-        self.share(
-            "(coalesce(e.rating, '') <> 'down' OR EXISTS (SELECT 1 FROM triage t "
-            "WHERE t.event_id = e.id AND t.status = 'not_a_model_issue'))",
-            " AND e.confidence > 0.9",
-            bounds,
+    def p95(
+        self,
+        start: datetime,
+        end: datetime,
+        extra: str = "",
+        extra_params: Sequence[Any] = (),
+        n: int | None = None,
+    ) -> tuple[float, int, tuple[float, float] | None] | None:
+        """Nearest rank 95 and its order-statistic interval: count, then the value at each rank
+        (5% from the top, in a bounded sort), the ranks from storage.stats as ours."""
+        where, params = self.P95_WHERE + extra, [start, end, *extra_params]
+        if n is None:
+            n = self.run(f"SELECT count(*) FROM feedback_events e WHERE {where}", params)[0][0]
+        if not n:
+            return None
+
+        # One statement for the three ranks, as ours: the nearest 5% sorted (bounded), numbered.
+        rank = (n * 95 + 99) // 100
+        ranks = percentile_rank_interval(n, 0.95)
+        wanted = [rank, *(ranks or ())]
+        positions = sorted({n - r + 1 for r in wanted})
+        marks = ", ".join("?" * len(positions))
+        found = dict(
+            self.run(
+                "SELECT position, latency_ms FROM (SELECT row_number() OVER "
+                "(ORDER BY latency_ms DESC) AS position, latency_ms FROM (SELECT e.latency_ms "
+                f"FROM feedback_events e WHERE {where} ORDER BY e.latency_ms DESC LIMIT ?) x) y "
+                f"WHERE position IN ({marks})",
+                [*params, max(positions), *positions],
+            )
         )
+        band = (found[n - ranks[0] + 1], found[n - ranks[1] + 1]) if ranks else None
+        return found[n - rank + 1], n, band
+
+    def share_groups(self, met: str, where: str, start: datetime, end: datetime) -> None:
+        """(model, feature, n, met) per pair, in one scan; per model and per feature (and the
+        rest) are sums in Python, as ours."""
+        self.run(
+            "SELECT coalesce(e.model, ''), coalesce(e.feature, ''), count(*), "
+            f"count(CASE WHEN {met} THEN 1 END) FROM feedback_events e "
+            f"WHERE e.occurred_at >= ? AND e.occurred_at < ?{where} GROUP BY 1, 2",
+            [start, end],
+        )
+
+    def p95_groups(self, start: datetime, end: datetime, overall: tuple[Any, ...] | None) -> None:
+        """Counts per (model, feature) in one scan; per model and per feature, the top five's
+        p95 intervals, and the rest's for those on the worse side of the overall value."""
+        pairs = self.run(
+            "SELECT coalesce(e.model, ''), coalesce(e.feature, ''), count(*) "
+            f"FROM feedback_events e WHERE {self.P95_WHERE} GROUP BY 1, 2",
+            [start, end],
+        )
+        total = sum(n for _, _, n in pairs)
+        for index, column in enumerate(("model", "feature")):
+            counts: dict[str, int] = {}
+            for row in pairs:
+                counts[row[index]] = counts.get(row[index], 0) + row[2]
+            key = f"coalesce(e.{column}, '')"
+            inside, outside = f" AND {key} = ?", f" AND {key} <> ?"
+            for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5]:
+                group = self.p95(start, end, inside, [name], n=n)
+                if overall and group and group[0] >= overall[0]:
+                    self.p95(start, end, outside, [name], n=total - n)
+
+    def shares(self) -> list[tuple[str, str]]:
         met, reported = self.metric_true("tests_passed")
-        self.share(met, f" AND e.feature = 'codegen' AND {reported}", bounds)
+        return [
+            ("e.rating = 'up'", " AND e.rating IS NOT NULL"),
+            (
+                "(coalesce(e.rating, '') <> 'down' OR EXISTS (SELECT 1 FROM triage t "
+                "WHERE t.event_id = e.id AND t.status = 'not_a_model_issue'))",
+                " AND e.confidence > 0.9",
+            ),
+            (met, f" AND e.feature = 'codegen' AND {reported}"),
+        ]
+
+    def criteria(
+        self, bounds: Sequence[datetime], whole: bool, broken_down: Sequence[bool]
+    ) -> None:
+        """The four criteria of downvote.example.toml per period (the p95 also over all of them),
+        and those in `broken_down` (Satisfaction, Response time, ...) per model and feature."""
+        start, end = bounds[0] if whole else bounds[-2], bounds[-1]
+        (up, rated), (agree, confident), (passed, codegen) = self.shares()
+        for index, (met, where) in enumerate([(up, rated), (agree, confident), (passed, codegen)]):
+            self.share(met, where, bounds)
+            if broken_down[[0, 2, 3][index]]:
+                self.share_groups(met, where, start, end)
+        last = [self.p95(a, b) for a, b in pairwise(bounds)][-1]
+        overall = self.p95(bounds[0], bounds[-1]) if whole else last
+        if broken_down[1]:
+            self.p95_groups(start, end, overall)
 
     TRIAGED = (
         "(EXISTS (SELECT 1 FROM triage t WHERE t.event_id = e.id AND t.status <> 'new') "
@@ -297,15 +373,19 @@ class Bare:
         self.run(f"SELECT count(*) FROM feedback_events e {where}", [end])
         self.run(f"{self.REF}{where} ORDER BY e.occurred_at, e.id LIMIT 5", [end])
 
-    def daily(self, period: Period) -> None:
-        self.criteria([period.previous().start, period.start, period.end], whole=False)
+    def daily(self, period: Period, missed: Sequence[bool]) -> None:
+        """`missed`: which criteria ours found missed, the ones the summary breaks down."""
+        self.criteria([period.previous().start, period.start, period.end], False, missed)
         self.counts(period.start, period.end)
         self.top_categories(period.start, period.end)
         self.untriaged(period.end)
 
     def weekly(self, period: Period) -> None:
         previous = period.previous()
-        self.criteria(period.day_bounds(), whole=True)
+        self.criteria(period.day_bounds(), whole=True, broken_down=[True] * 4)
+        for met, where in self.shares():  # last week's value, for the change
+            self.share(met, where, [previous.start, previous.end])
+        self.p95(previous.start, previous.end)
         self.counts(period.start, period.end)
         self.counts(previous.start, previous.end)
         self.run(
@@ -391,8 +471,10 @@ def measure(engine: Engine, config: DownvoteConfig, repeat: int) -> list[Row]:
     try:
         bare = Bare(raw.cursor(), engine.dialect.name)
 
+        missed = [line.verdict is Verdict.MISSED for line in ours_daily().criteria]
+
         def bare_daily() -> None:
-            bare.daily(day)
+            bare.daily(day, missed)
             raw.rollback()
 
         def bare_weekly() -> None:
@@ -445,6 +527,10 @@ def check_same_numbers(engine: Engine, config: DownvoteConfig) -> str:
     ours = [(r.value, r.sample) for t in digest.criteria[:2] for _, r in t.days]
     theirs: list[tuple[float | None, int]] = [(met / n if n else None, n) for n, met in shares]
     theirs += [(row[0], row[1]) if row else (None, 0) for row in p95s]
+    ours_bands = [r.interval for _, r in digest.criteria[1].days]
+    their_bands = [row[2] if row else None for row in p95s]
+    if [(i.low, i.high) if i else None for i in ours_bands] != their_bands:
+        return "MISMATCH with the bare SQL (p95 intervals)"
     return "same numbers as the bare SQL" if ours == theirs else "MISMATCH with the bare SQL"
 
 

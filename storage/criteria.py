@@ -4,12 +4,14 @@ Everything here aggregates in SQL and returns a handful of rows, whatever the nu
 Percentiles are nearest-rank (the value at rank ceil(p/100 * n) in ascending order), computed with
 ROW_NUMBER() and integer arithmetic so SQLite and PostgreSQL give the same answer to the bit.
 Periods are half-open [start, end) on `occurred_at`. Functions take a session and never commit.
+Each result carries its 95% interval (storage.stats): a share's from its two counts, a
+percentile's from the values at two more ranks, read in the same statement as the value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache
@@ -20,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Float,
+    Integer,
     Select,
     and_,
     bindparam,
@@ -45,6 +48,13 @@ from storage.models import (
     Triage,
 )
 from storage.states import Rating, TriageStatus
+from storage.stats import (
+    Interval,
+    percentile_rank_interval,
+    significantly_different_percentiles,
+    two_proportion_test,
+    wilson_interval,
+)
 from storage.triage import triaged
 
 EXCERPT_CHARS = 300
@@ -109,12 +119,51 @@ class PercentileSpec:
 CriterionSpec = ShareSpec | PercentileSpec
 
 
+Dimension = Literal["model", "feature", "app"]
+ScopeKey = tuple[Dimension, bool]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Only the events of one model (feature, app), or (`inside=False`) all the others.
+
+    Events without a model (feature) form the group named "".
+    """
+
+    by: Dimension
+    name: str
+    inside: bool = True
+
+    @property
+    def key(self) -> ScopeKey:
+        return (self.by, self.inside)
+
+
+def group_key(by: Dimension) -> ColumnElement[str]:
+    """What events are grouped by: NULL folded into "" so a group can be named in a bind."""
+    if by == "app":
+        return select(App.name).where(App.id == FeedbackEvent.app_id).scalar_subquery()
+    column = FeedbackEvent.model if by == "model" else FeedbackEvent.feature
+    return func.coalesce(column, "")
+
+
+def _scope_clauses(scope: ScopeKey | None) -> list[ColumnElement[bool]]:
+    if scope is None:
+        return []
+    by, inside = scope
+    key = group_key(by)
+    return [key == bindparam("group") if inside else key != bindparam("group")]
+
+
 @dataclass(frozen=True)
 class CriterionResult:
     """The value (None when no event qualifies) and how many events it was computed over."""
 
     value: float | None
     sample: int
+    # Left out of ==, so a result reads as its value and sample size in tests and comparisons.
+    interval: Interval | None = field(default=None, compare=False)  # 95%
+    met: int | None = field(default=None, compare=False)  # shares: events meeting the condition
 
 
 EMPTY = CriterionResult(value=None, sample=0)
@@ -263,13 +312,17 @@ def _check_bounds(bounds: Sequence[datetime]) -> None:
 
 
 def compute_criterion(
-    session: Session, spec: CriterionSpec, start: datetime, end: datetime
+    session: Session,
+    spec: CriterionSpec,
+    start: datetime,
+    end: datetime,
+    scope: Scope | None = None,
 ) -> CriterionResult:
-    """The criterion's value over [start, end)."""
+    """The criterion's value over [start, end), with its 95% interval; within `scope` if given."""
     _check_bounds([start, end])
     if isinstance(spec, ShareSpec):
-        return _share_result(*_share_counts(session, spec, start, end))
-    return _percentile(session, spec, start, end)
+        return share_result(*_share_counts(session, spec, start, end, scope))
+    return _percentile(session, spec, start, end, scope)
 
 
 def compute_criterion_series(
@@ -286,65 +339,140 @@ def compute_criterion_series(
         periods = [compute_criterion(session, spec, a, b) for a, b in pairwise(bounds)]
         return CriterionSeries(periods, compute_criterion(session, spec, bounds[0], bounds[-1]))
     counts = [_share_counts(session, spec, a, b) for a, b in pairwise(bounds)]
-    whole = _share_result(sum(n for n, _ in counts), sum(met for _, met in counts))
-    return CriterionSeries([_share_result(*c) for c in counts], whole)
+    whole = share_result(sum(n for n, _ in counts), sum(met for _, met in counts))
+    return CriterionSeries([share_result(*c) for c in counts], whole)
+
+
+def _params(start: datetime, end: datetime, scope: Scope | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"start": start, "end": end}
+    if scope is not None:
+        params["group"] = scope.name
+    return params
 
 
 def _share_counts(
-    session: Session, spec: ShareSpec, start: datetime, end: datetime
+    session: Session, spec: ShareSpec, start: datetime, end: datetime, scope: Scope | None = None
 ) -> tuple[int, int]:
     """(events counted, events meeting the condition) in [start, end)."""
-    query = _share_query(spec, backend_of(session))
-    sample, met = session.execute(query, {"start": start, "end": end}).one()
+    query = _share_query(spec, backend_of(session), scope and scope.key)
+    sample, met = session.execute(query, _params(start, end, scope)).one()
     return sample, met
 
 
-# Statements are built once per criterion and dialect, then run for each period with new bounds:
-# a week's trend reuses one statement seven times instead of rebuilding it.
+# Statements are built once per criterion, dialect and kind of scope, then run for each period
+# with new bounds: a week's trend reuses one statement seven times instead of rebuilding it.
 @lru_cache(maxsize=256)
-def _share_query(spec: ShareSpec, dialect: str) -> Select[int, int]:
+def _share_query(spec: ShareSpec, dialect: str, scope: ScopeKey | None) -> Select[int, int]:
     meets, required = _condition(spec.condition, dialect)
     return select(func.count(), func.count(case((meets, 1)))).where(
-        *_in_period(), *_filter_clauses(spec.filter), *required
+        *_in_period(), *_filter_clauses(spec.filter), *required, *_scope_clauses(scope)
     )
 
 
-def _share_result(sample: int, met: int) -> CriterionResult:
+def share_result(sample: int, met: int) -> CriterionResult:
+    """met of sample as a share, with its Wilson interval (None without data)."""
     # Divide in Python from exact integer counts: no database float formatting differences.
-    return CriterionResult(value=met / sample if sample else None, sample=sample)
+    if not sample:
+        return CriterionResult(value=None, sample=0, met=0)
+    return CriterionResult(met / sample, sample, wilson_interval(met, sample), met)
 
 
 def _percentile(
-    session: Session, spec: PercentileSpec, start: datetime, end: datetime
+    session: Session,
+    spec: PercentileSpec,
+    start: datetime,
+    end: datetime,
+    scope: Scope | None = None,
+    *,
+    n: int | None = None,
 ) -> CriterionResult:
-    query = _percentile_query(spec, backend_of(session))
-    row = session.execute(query, {"start": start, "end": end}).first()
-    if row is None:  # no values: the offset is always within n otherwise
+    """Count the values (unless the caller knows `n`), then read the ones at the needed ranks."""
+    dialect, params = backend_of(session), _params(start, end, scope)
+    key = scope and scope.key
+    if n is None:
+        n = session.execute(_percentile_count_query(spec, dialect, key), params).scalar_one()
+    from_top = _exact(spec.percentile) > 50
+    query = _values_at_ranks_query(spec, dialect, key, from_top)
+
+    def values_at(ranks: Sequence[int]) -> dict[int, float]:
+        # Positions counted from the end the statement sorts from: p95 reads about 5% of rows.
+        positions = {(n - rank + 1 if from_top else rank): rank for rank in ranks}
+        found = session.execute(
+            query, {**params, "depth": max(positions), "positions": sorted(positions)}
+        )
+        return {positions[position]: float(value) for position, value in found}
+
+    return percentile_result(n, spec.percentile, values_at)
+
+
+def percentile_result(
+    n: int, percentile: float, values_at: Callable[[Sequence[int]], Mapping[int, float]]
+) -> CriterionResult:
+    """pN of n values and its order-statistic interval, reading values by 1-based rank.
+
+    The interval is None when n is too small for one at 95% (p95 needs 59 values) or for p100.
+    """
+    if n == 0:
         return EMPTY
-    return CriterionResult(value=float(row.value), sample=row.n)
+    rank = nearest_rank(n, percentile)
+    q = float(_exact(percentile) / 100)
+    ranks = percentile_rank_interval(n, q) if q < 1 else None
+    values = values_at([rank, *(ranks or ())])
+    if ranks is None:
+        return CriterionResult(values[rank], n)
+    low, high = ranks
+    return CriterionResult(values[rank], n, Interval(values[low], values[high]))
+
+
+def _values(spec: PercentileSpec, dialect: str, scope: ScopeKey | None) -> tuple[Any, list[Any]]:
+    value = _value_of(spec.field, dialect).label("value")
+    where = [*_in_period(), value.is_not(None), *_filter_clauses(spec.filter)]
+    return value, where + _scope_clauses(scope)
 
 
 @lru_cache(maxsize=256)
-def _percentile_query(spec: PercentileSpec, dialect: str) -> Select[Any, Any]:
-    """Nearest-rank pN in one statement: count the values, then read the one at that rank.
+def _percentile_count_query(
+    spec: PercentileSpec, dialect: str, scope: ScopeKey | None
+) -> Select[Any]:
+    _, where = _values(spec, dialect, scope)
+    return select(func.count()).where(*where)
 
-    The row is found with ORDER BY ... LIMIT 1 OFFSET k, sorted from the nearer end (p95 sorts
-    descending and skips 5%), so both databases keep only k rows in a bounded sort instead of
-    sorting them all. Counting in the same statement keeps n and the rank consistent.
+
+@lru_cache(maxsize=256)
+def _values_at_ranks_query(
+    spec: PercentileSpec, dialect: str, scope: ScopeKey | None, from_top: bool
+) -> Select[Any]:
+    """(position, value) at the wanted `:positions` from the nearer end, in one statement.
+
+    Sorted from the nearer end (p95 descending) and cut at `:depth`, the farthest position
+    wanted, so both databases keep only that many rows in a bounded sort instead of sorting
+    them all; the three ranks of a value and its interval cost one scan.
     """
-    value = _value_of(spec.field, dialect).label("value")
-    where = [*_in_period(), value.is_not(None), *_filter_clauses(spec.filter)]
-    n = select(func.count().label("n")).where(*where).cte("n")
-    rank = _rank_sql(n.c.n, spec.percentile)
-    from_top = _exact(spec.percentile) > 50
-    skip = select(n.c.n - rank if from_top else rank - 1).scalar_subquery()
-    return (
-        select(value, select(n.c.n).scalar_subquery().label("n"))
+    value, where = _values(spec, dialect, scope)
+    nearest = (
+        select(value)
         .where(*where)
         .order_by(value.desc() if from_top else value.asc())
-        .limit(1)
-        .offset(skip)
+        .limit(bindparam("depth", type_=Integer))
+        .subquery()
     )
+    order = nearest.c.value.desc() if from_top else nearest.c.value.asc()
+    ranked = select(
+        func.row_number().over(order_by=order).label("position"), nearest.c.value
+    ).subquery()
+    return select(ranked.c.position, ranked.c.value).where(
+        ranked.c.position.in_(bindparam("positions", expanding=True))
+    )
+
+
+def significantly_different(a: CriterionResult, b: CriterionResult) -> bool:
+    """Beyond noise at 95%: a two-proportion test for shares, non-overlapping intervals for
+    percentiles. No data (or no interval) on either side is never a difference."""
+    if a.met is not None and b.met is not None:
+        return two_proportion_test(a.met, a.sample, b.met, b.sample).significant
+    if a.interval is None or b.interval is None:
+        return False
+    return significantly_different_percentiles(a.interval, b.interval)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,6 +633,19 @@ def _ref(row: Any) -> DownvoteRef:
         slack_channel_id=row.slack_channel_id,
         slack_ts=row.slack_ts,
     )
+
+
+def latest_downvotes(
+    session: Session, spec_filter: CriterionFilter, start: datetime, end: datetime, *, limit: int
+) -> list[DownvoteRef]:
+    """The newest downvotes of [start, end) among the events a criterion looks at."""
+    query = (
+        _downvote_refs()
+        .where(*_downvoted_between(start, end), *_filter_clauses(spec_filter))
+        .order_by(FeedbackEvent.occurred_at.desc(), FeedbackEvent.id.desc())
+        .limit(limit)
+    )
+    return [_ref(row) for row in session.execute(query)]
 
 
 def untriaged_count(session: Session, end: datetime) -> int:

@@ -128,7 +128,8 @@ async def test_daily_summary_posts_known_values_once(
     assert sorted(o.outcome for o in outcomes).count(Outcome.POSTED) == 1
     assert again.outcome is Outcome.ALREADY_POSTED
     shown = json.dumps(message["blocks"], ensure_ascii=False)
-    assert "90.0%" in shown and "❌" in shown  # 0.9000 against >= 0.92
+    # 18 of 20 is 69.9–97.2% (Wilson): too few answers to say it misses >= 92%.
+    assert "90.0% (69.9–97.2%)" in shown and "➖" in shown and "❌" not in shown
     assert "1,900 ms" in shown or "1900 ms" in shown
     with sessions() as session:
         [row] = summary_postings(session, "daily")
@@ -215,6 +216,7 @@ def test_digest_cli_dry_run_prints_without_slack(
     result = run_cli(env, "digest", kind, "--date", MONDAY.isoformat(), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "Satisfaction" in result.stdout
+    assert "90.0% (69.9–97.2%) · n = 20" in result.stdout  # 18 of 20, with its interval
     with sessions() as session:
         assert summary_postings(session) == []  # a dry run claims nothing
 

@@ -13,6 +13,7 @@ import typer
 from bot.cli.alerts import alerts_cli
 from bot.cli.apps import apps_cli
 from bot.cli.common import UserError
+from bot.cli.criteria import criteria
 from bot.cli.db import db_cli
 from bot.cli.digest import digest
 from bot.cli.erasure import forget, purge
@@ -38,6 +39,7 @@ cli.command()(groups)
 cli.command()(forget)
 cli.command()(purge)
 cli.command()(digest)
+cli.command()(criteria)
 cli.add_typer(slack_cli, name="slack")
 cli.add_typer(db_cli, name="db")
 

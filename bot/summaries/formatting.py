@@ -6,14 +6,29 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from bot.config import Criterion, PercentileCriterion, ShareCriterion, Target
-from bot.summaries.queries import Verdict
+from bot.summaries.queries import Change, Verdict
+from storage.criteria import CriterionResult
 from storage.periods import Period
 
 EN_DASH = "\u2013"  # "no value", and between dates
 
 
-ICONS = {Verdict.MET: "✅", Verdict.MISSED: "❌", Verdict.NOT_ENOUGH_DATA: "⚪"}
+MINUS = "\u2212"
+NO_INTERVAL = "(too few values for an interval)"
+
+
+ICONS = {
+    Verdict.MET: "✅",
+    Verdict.MISSED: "❌",
+    Verdict.UNCERTAIN: "➖",  # neutral: the data can neither confirm nor refute the target
+    Verdict.NOT_ENOUGH_DATA: "⚪",
+}
 _SYMBOLS = {">=": "≥", "<=": "≤", ">": ">", "<": "<"}
+
+
+def unit_of(criterion: Criterion) -> str:
+    """The unit after a value: " ms" for latencies; "" for shares (shown as %) and numbers."""
+    return _unit(criterion)
 
 
 def _unit(criterion: Criterion) -> str:
@@ -72,10 +87,31 @@ def format_target(criterion: Criterion) -> str:
     return f"{_SYMBOLS[target.op]} {_number(target.threshold, 4)}{_unit(criterion)}"
 
 
-def format_change(criterion: Criterion, change: float) -> str:
+def format_change(criterion: Criterion, change: Change, versus: str = "") -> str:
+    """`−10.0 pp (significant)` or `+3 ms vs previous day (within noise)`: which one it is, at a
+    glance."""
+    difference = change.difference
+    sign = "+" if difference >= 0 else MINUS
     if isinstance(criterion, ShareCriterion):
-        return f"{change * 100:+.1f} pp"
-    return f"{'+' if change >= 0 else '-'}{_number(abs(change), 2)}{_unit(criterion)}"
+        amount = f"{abs(difference) * 100:.1f} pp"
+    else:
+        amount = _number(abs(difference), 2) + _unit(criterion)
+    word = "significant" if change.significant else "within noise"
+    return f"{sign}{amount}{versus} ({word})"
+
+
+def format_estimate(criterion: Criterion, result: CriterionResult) -> str:
+    """`90.2% (86.2–93.1%)` or `412 ms (380–455 ms)`: the value and its 95% interval."""
+    assert result.value is not None
+    value = format_value(criterion, result.value)
+    interval = result.interval
+    if interval is None:
+        return f"{value} {NO_INTERVAL}"
+    if isinstance(criterion, ShareCriterion):
+        return f"{value} ({interval.low * 100:.1f}{EN_DASH}{interval.high * 100:.1f}%)"
+    decimals = _base_decimals(criterion, interval.low)
+    low, high = _number(interval.low, decimals), _number(interval.high, decimals)
+    return f"{value} ({low}{EN_DASH}{high}{_unit(criterion)})"
 
 
 def day_label(day: date) -> str:

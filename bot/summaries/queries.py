@@ -6,7 +6,7 @@ into Slack blocks or console text without touching the database.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -14,9 +14,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from bot.config import Criterion, DownvoteConfig
+from storage.breakdowns import GroupResult, breakdowns
 from storage.criteria import (
+    EMPTY,
     CategoryWeekOverWeek,
     CriterionResult,
+    Dimension,
     DownvoteCounts,
     DownvoteRef,
     GroupCounts,
@@ -27,31 +30,92 @@ from storage.criteria import (
     compute_criterion_series,
     downvote_counts,
     group_counts,
+    latest_downvotes,
     median_time_to_triage,
     oldest_untriaged,
     representative_downvotes,
+    significantly_different,
     top_categories,
     top_downvoted,
     untriaged_count,
 )
 from storage.periods import Period, day_containing, week_containing
+from storage.stats import judge
 
 TOP = 5
+LATEST_DOWNVOTES = 3
 EXAMPLE_CATEGORIES = 3
 EXAMPLES_PER_CATEGORY = 2
+
+
+BY: tuple[Dimension, ...] = ("model", "feature")
 
 
 class Verdict(StrEnum):
     MET = "met"
     MISSED = "missed"
+    UNCERTAIN = "uncertain"  # the target lies inside the interval
     NOT_ENOUGH_DATA = "not enough data"
 
 
 def verdict_of(criterion: Criterion, result: CriterionResult) -> Verdict:
-    passed = criterion.verdict(result.value, result.sample)
-    if passed is None:
+    """Met or missed only when the whole 95% interval says so: a small sample never alarms.
+
+    A percentile with too few values for an interval (p95 below 59) is uncertain.
+    """
+    if criterion.verdict(result.value, result.sample) is None:
         return Verdict.NOT_ENOUGH_DATA
-    return Verdict.MET if passed else Verdict.MISSED
+    if result.interval is None:
+        return Verdict.UNCERTAIN
+    target = criterion.target
+    return Verdict(judge(result.interval, target.threshold, target.op))
+
+
+def higher_is_better(criterion: Criterion) -> bool:
+    return criterion.target.op in (">=", ">")
+
+
+def criterion_breakdowns(
+    session: Session,
+    criterion: Criterion,
+    start: datetime,
+    end: datetime,
+    *,
+    limit: int = TOP,
+    overall: CriterionResult | None = None,
+) -> list[Breakdown]:
+    """The criterion per model and per feature over [start, end) (`overall`: its known value)."""
+    found = breakdowns(
+        session, criterion.to_spec(), BY, start, end, limit=limit,
+        higher_is_better=higher_is_better(criterion), overall=overall,
+    )  # fmt: skip
+    return [Breakdown(by, found[by]) for by in BY]
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """A criterion's busiest groups along one dimension."""
+
+    by: Dimension
+    groups: list[GroupResult]
+
+
+@dataclass(frozen=True)
+class Change:
+    """This period's value minus the previous one, and whether that is beyond noise."""
+
+    difference: float
+    significant: bool
+
+
+def change_between(
+    criterion: Criterion, result: CriterionResult, previous: CriterionResult
+) -> Change | None:
+    """None unless both periods had enough data to count."""
+    if Verdict.NOT_ENOUGH_DATA in (verdict_of(criterion, result), verdict_of(criterion, previous)):
+        return None
+    assert result.value is not None and previous.value is not None
+    return Change(result.value - previous.value, significantly_different(result, previous))
 
 
 @dataclass(frozen=True)
@@ -61,18 +125,16 @@ class CriterionLine:
     criterion: Criterion
     result: CriterionResult
     previous: CriterionResult
+    breakdowns: list[Breakdown] = field(default_factory=list)  # only when it missed
 
     @property
     def verdict(self) -> Verdict:
         return verdict_of(self.criterion, self.result)
 
     @property
-    def change(self) -> float | None:
-        """Today's value minus yesterday's, when both days had enough data to count."""
-        if Verdict.NOT_ENOUGH_DATA in (self.verdict, verdict_of(self.criterion, self.previous)):
-            return None
-        assert self.result.value is not None and self.previous.value is not None
-        return self.result.value - self.previous.value
+    def change(self) -> Change | None:
+        """Today against yesterday, when both days had enough data to count."""
+        return change_between(self.criterion, self.result, self.previous)
 
 
 @dataclass(frozen=True)
@@ -94,10 +156,16 @@ class CriterionTrend:
     criterion: Criterion
     days: list[tuple[date, CriterionResult]]
     week: CriterionResult
+    previous: CriterionResult = EMPTY  # the week before
+    breakdowns: list[Breakdown] = field(default_factory=list)
 
     @property
     def verdict(self) -> Verdict:
         return verdict_of(self.criterion, self.week)
+
+    @property
+    def change(self) -> Change | None:
+        return change_between(self.criterion, self.week, self.previous)
 
 
 @dataclass(frozen=True)
@@ -121,14 +189,19 @@ def daily_summary(
     """Everything the daily summary of `day` (local to `tz`) shows."""
     period = day_containing(day, tz)
     before = period.previous()
-    lines = [
-        CriterionLine(
+    lines = []
+    for criterion in config.criteria:
+        line = CriterionLine(
             criterion,
             result=compute_criterion(session, criterion.to_spec(), period.start, period.end),
             previous=compute_criterion(session, criterion.to_spec(), before.start, before.end),
         )
-        for criterion in config.criteria
-    ]
+        if line.verdict is Verdict.MISSED:
+            breakdowns = criterion_breakdowns(
+                session, criterion, period.start, period.end, overall=line.result
+            )
+            line = replace(line, breakdowns=breakdowns)
+        lines.append(line)
     return DailySummary(
         period=period,
         now=now,
@@ -149,10 +222,17 @@ def weekly_digest(
     previous = period.previous()
     trends = []
     for criterion in config.criteria:
-        series = compute_criterion_series(session, criterion.to_spec(), period.day_bounds())
+        spec = criterion.to_spec()
+        series = compute_criterion_series(session, spec, period.day_bounds())
         trends.append(
             CriterionTrend(
-                criterion, list(zip(period.days, series.periods, strict=True)), series.whole
+                criterion,
+                list(zip(period.days, series.periods, strict=True)),
+                series.whole,
+                previous=compute_criterion(session, spec, previous.start, previous.end),
+                breakdowns=criterion_breakdowns(
+                    session, criterion, period.start, period.end, overall=series.whole
+                ),
             )
         )
     categories = categories_compared(session, previous.start, period.start, period.end)
@@ -172,3 +252,45 @@ def weekly_digest(
             session, busiest, period.start, period.end, per=EXAMPLES_PER_CATEGORY
         ),
     )
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A criterion whose whole interval misses its target today so far, and where to look."""
+
+    criterion: Criterion
+    period: Period
+    now: datetime
+    result: CriterionResult
+    worst: list[tuple[Dimension, GroupResult]]  # the worst model, the worst feature
+    latest: list[DownvoteRef]
+
+
+def breach_of(
+    session: Session, criterion: Criterion, day: date, tz: ZoneInfo, now: datetime
+) -> Breach | None:
+    """The breach of `criterion` on `day` up to `now`, or None when it is not (yet) missed."""
+    period = day_containing(day, tz)
+    end = min(now, period.end)
+    if end <= period.start:
+        return None
+    spec = criterion.to_spec()
+    result = compute_criterion(session, spec, period.start, end)
+    if verdict_of(criterion, result) is not Verdict.MISSED:
+        return None
+    worst = []
+    for part in criterion_breakdowns(session, criterion, period.start, end, overall=result):
+        group = _worst(part.groups, higher_is_better(criterion))
+        if group is not None:
+            worst.append((part.by, group))
+    latest = latest_downvotes(session, spec.filter, period.start, end, limit=LATEST_DOWNVOTES)
+    return Breach(criterion, period, now, result, worst, latest)
+
+
+def _worst(groups: list[GroupResult], higher_is_better: bool) -> GroupResult | None:
+    """A group marked significantly worse first; among equals, the lowest (highest) value."""
+    known = [g for g in groups if g.result.value is not None]
+    if not known:
+        return None
+    sign = 1 if higher_is_better else -1
+    return min(known, key=lambda g: (not g.worse, sign * (g.result.value or 0.0)))

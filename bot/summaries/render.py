@@ -18,13 +18,18 @@ from bot.summaries.formatting import (
     ICONS,
     day_label,
     format_change,
+    format_estimate,
     format_target,
     format_value,
     moment_label,
     percent,
+    unit_of,
     week_label,
 )
 from bot.summaries.queries import (
+    Breach,
+    Breakdown,
+    Change,
     CriterionLine,
     CriterionTrend,
     DailySummary,
@@ -104,18 +109,51 @@ def _criterion_head(criterion: Criterion, result: CriterionResult, markup: _Mark
             f"(n = {result.sample:,}, needs {criterion.min_sample:,}) · "
             f"target {format_target(criterion)}"
         )
-    assert result.value is not None
+    uncertain = " · uncertain" if verdict is Verdict.UNCERTAIN else ""
     return (
-        f"{ICONS[verdict]} {name}: {format_value(criterion, result.value)} "
-        f"(target {format_target(criterion)}) · n = {result.sample:,}"
+        f"{ICONS[verdict]} {name}: {format_estimate(criterion, result)} · "
+        f"n = {result.sample:,} · target {format_target(criterion)}{uncertain}"
     )
+
+
+def _with_change(head: str, criterion: Criterion, change: Change | None, period: str) -> str:
+    if change is None:
+        return head
+    return f"{head} · {format_change(criterion, change, f' vs previous {period}')}"
+
+
+def breakdown_lines(
+    criterion: Criterion, breakdowns: Sequence[Breakdown], markup: _Markup
+) -> list[str]:
+    """One indented line per group: `model B: 85.0% (81.6–87.9%) · n = 500 · significantly
+    worse`."""
+    lines = []
+    for part in breakdowns:
+        for group in part.groups:
+            name = markup.text(group.name) if group.name else f"(no {part.by})"
+            worse = " · significantly worse" if group.worse else ""
+            lines.append(
+                f"      {part.by} {name}: {format_estimate(criterion, group.result)} · "
+                f"n = {group.result.sample:,}{worse}"
+            )
+    return lines
+
+
+def criterion_console_lines(
+    criterion: Criterion, result: CriterionResult, breakdowns: Sequence[Breakdown] = ()
+) -> list[str]:
+    """A criterion and its breakdowns as plain text (`downvote criteria`)."""
+    markup = _Markup(slack=False, permalink=message_link)
+    return [
+        _criterion_head(criterion, result, markup),
+        *breakdown_lines(criterion, breakdowns, markup),
+    ]
 
 
 def _daily_criterion(line: CriterionLine, markup: _Markup) -> str:
     head = _criterion_head(line.criterion, line.result, markup)
-    if line.change is None:
-        return head
-    return f"{head} · {format_change(line.criterion, line.change)} vs previous day"
+    head = _with_change(head, line.criterion, line.change, "day")
+    return "\n".join([head, *breakdown_lines(line.criterion, line.breakdowns, markup)])
 
 
 def _daily_sections(summary: DailySummary, markup: _Markup) -> list[_Section]:
@@ -127,7 +165,7 @@ def _daily_sections(summary: DailySummary, markup: _Markup) -> list[_Section]:
         f"({counts.triaged:,} of {counts.downvotes:,})"
     ]
     if summary.top_categories:
-        downvotes.append("Top categories: " + _name_counts(summary.top_categories, markup))
+        downvotes.append("Top categories: " + _charted_day(summary.top_categories, markup))
     downvotes.extend(_top_groups(summary.groups, markup, tz))
     sections = [
         _Section(
@@ -162,23 +200,34 @@ def _top_groups(counts: GroupCounts, markup: _Markup, tz: ZoneInfo) -> list[str]
     ]
 
 
-def _name_counts(items: Sequence[NameCount], markup: _Markup, empty: str = "(none)") -> str:
+def _charted_day(items: Sequence[NameCount], markup: _Markup, empty: str = "(none)") -> str:
     return ", ".join(f"{markup.text(item.name or empty)} ({item.count:,})" for item in items)
+
+
+def _day_estimate(criterion: Criterion, result: CriterionResult) -> str:
+    """A day in the trend: its interval when there is one (a day's p95 often has too few)."""
+    assert result.value is not None
+    if result.interval is None:
+        return format_value(criterion, result.value)
+    return format_estimate(criterion, result)
 
 
 def _weekly_criterion(trend: CriterionTrend, markup: _Markup) -> str:
     head = _criterion_head(trend.criterion, trend.week, markup)
+    head = _with_change(head, trend.criterion, trend.change, "week")
     days = " · ".join(
         f"{day:%a} "
         + (
-            format_value(trend.criterion, result.value)
+            _day_estimate(trend.criterion, result)
             if verdict_of(trend.criterion, result) is not Verdict.NOT_ENOUGH_DATA
             and result.value is not None
             else EN_DASH
         )
         for day, result in trend.days
     )
-    return f"{head}\n      {days}"
+    return "\n".join(
+        [head, f"      {days}", *breakdown_lines(trend.criterion, trend.breakdowns, markup)]
+    )
 
 
 def _weekly_sections(digest: WeeklyDigest, markup: _Markup) -> list[_Section]:
@@ -196,9 +245,9 @@ def _weekly_sections(digest: WeeklyDigest, markup: _Markup) -> list[_Section]:
         ),
     ]
     if digest.top_features:
-        downvotes.append("Features: " + _name_counts(digest.top_features, markup, "(no feature)"))
+        downvotes.append("Features: " + _charted_day(digest.top_features, markup, "(no feature)"))
     if digest.top_models:
-        downvotes.append("Models: " + _name_counts(digest.top_models, markup, "(no model)"))
+        downvotes.append("Models: " + _charted_day(digest.top_models, markup, "(no model)"))
     downvotes.extend(_top_groups(digest.groups, markup, digest.period.tz))
     sections = [
         _Section(
@@ -242,7 +291,9 @@ def _weekly_title(digest: WeeklyDigest) -> str:
 def _fallback(title: str, criteria: Sequence[Verdict], downvotes: int) -> str:
     judged = [v for v in criteria if v is not Verdict.NOT_ENOUGH_DATA]
     met = sum(v is Verdict.MET for v in judged)
-    return f"{title}: {met} of {len(judged)} criteria met, {downvotes:,} downvotes"
+    uncertain = sum(v is Verdict.UNCERTAIN for v in judged)
+    unsure = f" ({uncertain} uncertain)" if uncertain else ""
+    return f"{title}: {met} of {len(judged)} criteria met{unsure}, {downvotes:,} downvotes"
 
 
 @dataclass(frozen=True)
@@ -319,7 +370,55 @@ def weekly_digest_chart(digest: WeeklyDigest) -> bytes:
     }
     targets = {t.criterion.name: t.criterion.target.threshold for t in charted}
     percent = {t.criterion.name for t in charted if isinstance(t.criterion, ShareCriterion)}
-    return trend_chart_png(series, targets, percent=percent)
+    bands = {
+        trend.criterion.name: [
+            (r.interval.low, r.interval.high)
+            if r.interval is not None and charted_day(trend.criterion, r)
+            else None
+            for _, r in trend.days
+        ]
+        for trend in charted
+    }
+    units = {t.criterion.name: unit_of(t.criterion).strip() for t in charted}
+    return trend_chart_png(series, targets, percent=percent, bands=bands, units=units)
+
+
+def charted_day(criterion: Criterion, result: CriterionResult) -> bool:
+    """Enough data to chart (the same rule as the text's "not enough data")."""
+    return verdict_of(criterion, result) is not Verdict.NOT_ENOUGH_DATA
+
+
+def breach_message(
+    breach: Breach, *, permalink: Permalink = message_link
+) -> tuple[str, list[Block]]:
+    """The breach alert: value, interval and target, the worst model and feature, and links to
+    the latest downvotes (fallback text, blocks)."""
+    markup = _Markup(slack=True, permalink=permalink)
+    criterion, tz = breach.criterion, breach.period.tz
+    title = f"Criterion missed today: {criterion.name}"
+    lines = [
+        f"{ICONS[Verdict.MISSED]} {markup.bold(markup.text(criterion.name))}: "
+        f"{format_estimate(criterion, breach.result)} · n = {breach.result.sample:,} · "
+        f"target {format_target(criterion)} · {day_label(breach.period.first_day)} so far, "
+        f"until {moment_label(breach.now, tz)}"
+    ]
+    for by, group in breach.worst:
+        name = markup.text(group.name) if group.name else f"(no {by})"
+        worse = " · significantly worse than the rest" if group.worse else ""
+        lines.append(
+            f"Worst {by}: {name} {format_estimate(criterion, group.result)} · "
+            f"n = {group.result.sample:,}{worse}"
+        )
+    if breach.latest:
+        lines.append("Latest downvotes:")
+        lines.extend(_downvote_line(ref, markup, tz) for ref in breach.latest)
+    blocks: list[Block] = [header(title)]  # plain text: nothing in it is read as markup
+    blocks.extend(section(text, verbatim=False) for text in _section_texts(lines[0], lines[1:]))
+    fallback = (
+        f"Criterion missed today: {escape(criterion.name)}: "
+        f"{format_estimate(criterion, breach.result)}, target {format_target(criterion)}"
+    )
+    return fallback[:MAX_FALLBACK_CHARS], blocks
 
 
 def _console_text(title: str, sections: Sequence[_Section]) -> str:

@@ -15,11 +15,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.config import Schedule
+from bot.summaries.breach import breach_alerter_for
 from bot.summaries.poster import SummaryPoster
 from storage.states import PeriodKind
 
 DAILY_JOB, WEEKLY_JOB, RETRY_JOB = "daily-summary", "weekly-digest", "summaries-retry"
 RETENTION_JOB = "retention"
+BREACH_JOB = "criteria-breaches"
+BREACH_MINUTE = 5  # hourly, a few minutes past: the breach row keeps replicas from doubling it
 RETENTION_AT = (3, 15)  # nightly, in the summary time zone: before the 09:00 summary
 # A post that failed (Slack down at 09:00) is tried again this often until it goes out.
 RETRY_MINUTES = 10
@@ -61,6 +64,14 @@ def make_scheduler(
         poster.post_due,
         IntervalTrigger(minutes=RETRY_MINUTES, timezone=tz),
         id=RETRY_JOB,
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        breach_alerter_for(poster).check,
+        CronTrigger(minute=BREACH_MINUTE, timezone=tz),
+        id=BREACH_JOB,
         replace_existing=True,
         coalesce=True,
         max_instances=1,
