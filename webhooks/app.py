@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.clock import SYSTEM_CLOCK, Clock
 from webhooks.errors import install_error_handlers
 from webhooks.ingest import Ingestor
-from webhooks.routes import router
+from webhooks.openapi import install as install_openapi
+from webhooks.routes import BODY_MODELS, router
 from webhooks.users import users_router
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -39,4 +40,5 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(users_router)
+    install_openapi(app, BODY_MODELS)
     return app

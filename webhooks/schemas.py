@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from storage.events import NEW_EVENT_FIELDS, NewEvent, new_external_id
 from storage.states import Rating
@@ -20,8 +20,12 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-ShortText = Annotated[str, Field(max_length=255), AfterValidator(_no_nul)]
+# Said in the schema for clients and test generators; checked by _no_nul (cheaper than a regex).
+NO_NUL = {"pattern": "^[^\\u0000]*$"}
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL)]
+ShortText = Annotated[
+    str, Field(max_length=255, json_schema_extra=NO_NUL), AfterValidator(_no_nul)
+]
 
 
 def _prompt(value: Any) -> str | list[dict[str, Any]]:
@@ -40,9 +44,22 @@ def _prompt(value: Any) -> str | list[dict[str, Any]]:
     return value
 
 
+_CHAT_MESSAGE = {
+    "type": "object",
+    "description": "A chat message, kept exactly as sent (name, tool_calls… included).",
+    "properties": {
+        "role": {"type": "string", "maxLength": 255, **NO_NUL},
+        "content": {"anyOf": [{"type": "string", **NO_NUL}, {"not": {"type": "string"}}]},
+    },
+    "required": ["role"],
+}
 Prompt = Annotated[
     str | list[dict[str, Any]],
-    PlainValidator(_prompt, json_schema_input_type=str | list[dict[str, Any]]),
+    PlainValidator(_prompt),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", **NO_NUL}, {"type": "array", "items": _CHAT_MESSAGE}]},
+        mode="validation",
+    ),
 ]
 
 
@@ -63,7 +80,9 @@ class FeedbackIn(BaseModel):
     user_id: ShortText | None = None
     session_id: ShortText | None = None
     trace_id: ShortText | None = None
-    trace_url: Annotated[Text, Field(pattern=r"^https?://\S+$", max_length=4096)] | None = None
+    trace_url: Annotated[
+        str, Field(pattern=r"^https?://[^\s\u0000]+$", max_length=4096)
+    ] | None = None
     correction: Text | None = None
     metrics: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None

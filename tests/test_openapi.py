@@ -1,0 +1,196 @@
+"""The OpenAPI description tells the truth: Schemathesis, as a library, against the real app.
+
+Every operation gets generated requests (valid and invalid) with a valid API key; each answer
+must be no server error, and its status, content type and body must be the ones documented.
+`test_serve.py`-style, `test_schemathesis_from_outside_against_downvote_serve` runs the same
+checks over HTTP against a `downvote serve` process.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import CheckFunction
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from bot.config import DownvoteConfig
+from bot.service import build_service
+from bot.settings import Settings
+from storage.db import make_engine, make_sessionmaker
+from tests.support.databases import RegisteredApp, register_app
+from webhooks.app import create_app
+
+CHECKS: list[CheckFunction] = [
+    schemathesis.checks.not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+EXAMPLES_PER_OPERATION = 60
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def described() -> dict[str, Any]:
+    """The description as the app factory makes it (no database is touched to describe it)."""
+    engine = make_engine("sqlite://")
+    try:
+        return create_app(make_sessionmaker(engine), max_body_bytes=1).openapi()
+    finally:
+        engine.dispose()
+
+
+# Loaded at import: pytest parametrises per operation before any fixture exists.
+schema = schemathesis.openapi.from_dict(described())
+
+
+@pytest.fixture(scope="module")
+def api(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[tuple[FastAPI, RegisteredApp]]:
+    """The service as `serve` builds it, on SQLite, with one registered app; shared by the
+    module so hundreds of cases do not each build a service."""
+    path = tmp_path_factory.mktemp("openapi") / "downvote.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    engine = make_engine(url)
+    registered = register_app(make_sessionmaker(engine))
+    engine.dispose()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("DOWNVOTE_CONFIG", raising=False)
+        settings_ = Settings(database_url=url)
+        app = build_service(settings_, config=DownvoteConfig(), console=lambda _text: None).app
+        assert app.openapi() == described(), "the served description differs from the factory's"
+        yield app, registered
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_answers_as_documented(
+    case: Any, api: tuple[FastAPI, RegisteredApp]
+) -> None:
+    app, registered = api
+    case.call_and_validate(
+        app=app, headers={"Authorization": f"Bearer {registered.api_key}"}, checks=CHECKS
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The description itself, walked by hand: what a generated client relies on.
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def _resolve(document: dict[str, Any], ref: str) -> Any:
+    assert ref.startswith("#/"), f"{ref} points outside the document"
+    node: Any = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        assert isinstance(node, dict) and part in node, f"{ref} does not resolve"
+        node = node[part]
+    return node
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield method.upper(), path, operation
+
+
+def test_every_ref_resolves(client: Any) -> None:
+    document = client.get("/openapi.json").json()
+    refs = set(_refs(document))
+    assert "#/components/schemas/FeedbackIn" in refs
+    for ref in refs:
+        _resolve(document, ref)
+
+
+EXPECTED_STATUSES = {
+    ("POST", "/v1/feedback"): {"202", "400", "401", "413", "415", "422", "429", "503"},
+    ("POST", "/v1/feedback/batch"): {"202", "400", "401", "413", "415", "422", "429", "503"},
+    ("GET", "/v1/feedback"): {"200", "401", "422"},
+    ("DELETE", "/v1/users/{user_id}"): {"202", "401", "422"},
+    ("GET", "/healthz"): {"200"},
+    ("GET", "/readyz"): {"200", "503"},
+    ("GET", "/metrics"): {"200"},
+}
+
+
+def test_every_route_lists_its_statuses_with_a_named_error_body(client: Any) -> None:
+    document = client.get("/openapi.json").json()
+    seen = {}
+    for method, path, operation in _operations(document):
+        responses = operation["responses"]
+        seen[(method, path)] = set(responses)
+        for status, response in responses.items():
+            if status.startswith(("4", "5")):
+                schema = response["content"]["application/json"]["schema"]
+                assert "$ref" in schema, f"{method} {path} {status}: error body is not a component"
+            if status in ("429", "503") and path != "/readyz":
+                assert "Retry-After" in response["headers"], f"{method} {path} {status}"
+    assert seen == EXPECTED_STATUSES
+
+
+def test_both_post_bodies_are_complete_and_signed_requests_are_a_security_scheme(
+    client: Any,
+) -> None:
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert {schemes[n]["name"] for n in schemes if schemes[n]["type"] == "apiKey"} == {
+        "webhook-id", "webhook-timestamp", "webhook-signature",
+    }  # fmt: skip
+    assert schemes["apiKey"] == {**schemes["apiKey"], "type": "http", "scheme": "bearer"}
+    for path, model in (("/v1/feedback", "FeedbackIn"), ("/v1/feedback/batch", "FeedbackBatchIn")):
+        operation = document["paths"][path]["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": f"#/components/schemas/{model}"}
+        assert len(operation["security"]) == 2  # an API key, or all three webhook headers
+    event = document["components"]["schemas"]["FeedbackIn"]
+    assert event["required"] == ["prompt", "response"]
+    assert event["additionalProperties"] is False
+    assert set(event["properties"]) >= {"id", "rating", "prompt", "response", "occurred_at"}
+
+
+def test_metrics_declares_the_content_type_it_answers(client: Any) -> None:
+    document = client.get("/openapi.json").json()
+    [declared] = document["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert client.get("/metrics").headers["content-type"] == declared
+
+
+def test_an_empty_cursor_is_the_first_page_and_a_malformed_one_is_422(
+    client: Any, registered_app: RegisteredApp
+) -> None:
+    headers = {"authorization": f"Bearer {registered_app.api_key}"}
+    assert client.get("/v1/feedback?cursor=", headers=headers).status_code == 200
+    refused = client.get("/v1/feedback?cursor=abc", headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["query", "cursor"]
