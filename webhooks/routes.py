@@ -25,6 +25,7 @@ from webhooks.schemas import (
     FeedbackAccepted,
     FeedbackBatchIn,
     FeedbackIn,
+    Moment,
 )
 
 router = APIRouter()
@@ -120,8 +121,8 @@ def get_feedback(
     rating: Rating | Literal["none"] | None = None,
     category: str | None = None,
     status: TriageStatus | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str, Query(pattern=CURSOR, description="`next_cursor` of a page")] = "",
 ) -> EventPage:

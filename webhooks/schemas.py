@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+)
 
 from storage.events import NEW_EVENT_FIELDS, NewEvent, new_external_id
 from storage.states import Rating
@@ -26,6 +34,23 @@ Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL)]
 ShortText = Annotated[
     str, Field(max_length=255, json_schema_extra=NO_NUL), AfterValidator(_no_nul)
 ]
+
+
+def _not_a_number(value: Any) -> Any:
+    """A time is written as one (RFC 3339), as documented: pydantic alone would also read a
+    number, or a string of digits, as Unix seconds or milliseconds, a guess we do not make."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("expected a time like 2026-11-26T10:00:00Z, got a number")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError(f"expected a time like 2026-11-26T10:00:00Z, got {value!r}")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_not_a_number), Field(strict=False)]
 
 
 def _prompt(value: Any) -> str | list[dict[str, Any]]:
@@ -66,7 +91,8 @@ Prompt = Annotated[
 class FeedbackIn(BaseModel):
     """One feedback event. Only `prompt` and `response` are required."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a field takes the JSON type its schema names (no `false` for 0, no "840" for 840).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: ShortText | None = Field(default=None, min_length=1)
     rating: Rating | None = None
@@ -86,7 +112,7 @@ class FeedbackIn(BaseModel):
     correction: Text | None = None
     metrics: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
 
     def to_new_event(self, *, webhook_id: str | None, now: datetime) -> NewEvent:
         """Resolve the idempotency key and defaults into what storage keeps."""
@@ -109,7 +135,7 @@ assert set(_SAME_NAMED) <= set(FeedbackIn.model_fields), "FeedbackIn and NewEven
 
 
 class FeedbackBatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     events: list[FeedbackIn] = Field(min_length=1, max_length=MAX_BATCH)
 
