@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.clock import SYSTEM_CLOCK, Clock
 from webhooks.errors import install_error_handlers
 from webhooks.ingest import Ingestor
+from webhooks.limits import IngestLimits
 from webhooks.openapi import install as install_openapi
 from webhooks.routes import BODY_MODELS, router
 from webhooks.users import users_router
@@ -25,6 +26,7 @@ def create_app(
     lifespan: Lifespan | None = None,
     on_downvotes_stored: Callable[[int], None] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    limits: IngestLimits | None = None,
 ) -> FastAPI:
     """Build the receiver; the caller owns the database and anything that runs beside it."""
     app = FastAPI(
@@ -33,7 +35,12 @@ def create_app(
         version="1.0",
         lifespan=lifespan,
     )
-    ingestor = Ingestor(sessions=sessions, max_body_bytes=max_body_bytes, clock=clock)
+    ingestor = Ingestor(
+        sessions=sessions,
+        max_body_bytes=max_body_bytes,
+        clock=clock,
+        limits=limits or IngestLimits(),
+    )
     if on_downvotes_stored is not None:
         ingestor.on_stored = on_downvotes_stored
     app.state.ingestor = ingestor

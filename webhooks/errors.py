@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from webhooks.auth import AuthError
-from webhooks.limits import BodyTooLarge
+from webhooks.limits import BodyTooLarge, OverRateLimit, TryLater
 from webhooks.metrics import REQUESTS_REJECTED
 
 
@@ -65,6 +65,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         return _reject(413, str(exc))
+
+    @app.exception_handler(TryLater)
+    async def _later(_: Request, exc: TryLater) -> JSONResponse:
+        status = 429 if isinstance(exc, OverRateLimit) else 503
+        return _reject(status, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(UnsupportedMediaType)
     async def _media(_: Request, exc: UnsupportedMediaType) -> JSONResponse:

@@ -64,7 +64,10 @@ _RETRY_AFTER = {
     }
 }
 _ERRORS: dict[int, dict[str, Any]] = {
-    400: {"model": Problem, "description": "Malformed JSON, a body that is not UTF-8, or a bad cursor."},
+    400: {
+        "model": Problem,
+        "description": "Malformed JSON, a body that is not UTF-8, or a bad cursor.",
+    },
     401: {
         "model": Problem,
         "description": "Missing, unknown or expired credentials.",
@@ -137,4 +140,3 @@ def _describe(app: FastAPI, body_models: list[type[BaseModel]]) -> dict[str, Any
         },
     }
     return schema
-

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -58,9 +58,10 @@ BODY_MODELS: list[type[BaseModel]] = [FeedbackIn, FeedbackBatchIn]
 async def post_feedback(request: Request) -> JSONResponse:
     """Store one feedback event; a repeated id answers `duplicate: true`."""
     ingestor = ingestor_of(request)
-    with INGEST_SECONDS.time():
+    with INGEST_SECONDS.time(), ingestor.bodies.admit():
         caller, body = await ingestor.read(request)
         event = parse_body(FeedbackIn, body)
+        ingestor.charge(caller, 1)
         new_event = event.to_new_event(webhook_id=caller.webhook_id, now=ingestor.clock.now())
         [stored] = await ingestor.store(caller, [new_event])
     return accepted({"id": stored.external_id, "duplicate": stored.duplicate})
@@ -76,9 +77,10 @@ async def post_feedback(request: Request) -> JSONResponse:
 async def post_feedback_batch(request: Request) -> JSONResponse:
     """Store up to 1000 events; one invalid event rejects the whole batch."""
     ingestor = ingestor_of(request)
-    with INGEST_SECONDS.time():
+    with INGEST_SECONDS.time(), ingestor.bodies.admit():
         caller, body = await ingestor.read(request)
         batch = parse_body(FeedbackBatchIn, body)
+        ingestor.charge(caller, len(batch.events))
         now = ingestor.clock.now()
         # Without an id of its own, the n-th event of a signed batch is keyed on webhook-id:n.
         events = [

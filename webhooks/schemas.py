@@ -31,9 +31,7 @@ def _no_nul(value: str) -> str:
 # Said in the schema for clients and test generators; checked by _no_nul (cheaper than a regex).
 NO_NUL = {"pattern": "^[^\\u0000]*$"}
 Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL)]
-ShortText = Annotated[
-    str, Field(max_length=255, json_schema_extra=NO_NUL), AfterValidator(_no_nul)
-]
+ShortText = Annotated[str, Field(max_length=255, json_schema_extra=NO_NUL), AfterValidator(_no_nul)]
 
 
 def _not_a_number(value: Any) -> Any:
@@ -106,9 +104,9 @@ class FeedbackIn(BaseModel):
     user_id: ShortText | None = None
     session_id: ShortText | None = None
     trace_id: ShortText | None = None
-    trace_url: Annotated[
-        str, Field(pattern=r"^https?://[^\s\u0000]+$", max_length=4096)
-    ] | None = None
+    trace_url: Annotated[str, Field(pattern=r"^https?://[^\s\u0000]+$", max_length=4096)] | None = (
+        None
+    )
     correction: Text | None = None
     metrics: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
