@@ -9,6 +9,8 @@ checks over HTTP against a `downvote serve` process.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from bot.service import build_service
 from bot.settings import Settings
 from storage.db import make_engine, make_sessionmaker
 from tests.support.databases import RegisteredApp, register_app
+from tests.support.processes import downvote_env, serving
 from webhooks.app import create_app
 
 # The four the issue names, then every other check Schemathesis has that fits one request.
@@ -222,3 +225,25 @@ def test_an_empty_cursor_is_the_first_page_and_a_malformed_one_is_422(
     refused = client.get("/v1/feedback?cursor=abc", headers=headers)
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+# ---------------------------------------------------------------------------------------------
+# From outside, as the issue's reporter ran it: the `st` command line, every check, over HTTP.
+
+
+@pytest.mark.slow
+def test_schemathesis_from_outside_against_downvote_serve(
+    database_url: str, registered_app: RegisteredApp, tmp_path: Path
+) -> None:
+    st = Path(sys.executable).with_name("st")
+    with serving(downvote_env(database_url), cwd=tmp_path) as server:
+        run = subprocess.run(
+            [
+                str(st), "run", f"{server.url}/openapi.json",
+                "--header", f"Authorization: Bearer {registered_app.api_key}",
+                "--checks", "all", "--max-examples", "25", "--seed", "1",
+            ],
+            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout

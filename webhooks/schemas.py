@@ -67,6 +67,12 @@ def _prompt(value: Any) -> str | list[dict[str, Any]]:
     return value
 
 
+# No spaces or control characters, spelled out: `\s` differs between pydantic's regex engine
+# and the ECMAScript one of OpenAPI clients and Schemathesis (U+0085 is a space to one only).
+URL = (
+    r"^https?://[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+    r"\u3000\ufeff]+$"
+)
 _CHAT_MESSAGE = {
     "type": "object",
     "description": "A chat message, kept exactly as sent (name, tool_calls… included).",
@@ -104,9 +110,7 @@ class FeedbackIn(BaseModel):
     user_id: ShortText | None = None
     session_id: ShortText | None = None
     trace_id: ShortText | None = None
-    trace_url: Annotated[str, Field(pattern=r"^https?://[^\s\u0000]+$", max_length=4096)] | None = (
-        None
-    )
+    trace_url: Annotated[str, Field(pattern=URL, max_length=4096)] | None = None
     correction: Text | None = None
     metrics: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
