@@ -8,8 +8,6 @@ up to N times its limit in all), which bounds abuse without a database write per
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -68,22 +66,21 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 class BodiesInFlight:
     """Counts the requests holding a body; over the bound, the next is refused before reading.
 
-    Only touched from the event loop (the feedback routes are `async`), so a plain int suffices.
+    Used as `with bodies:` around a feedback request. Only touched from the event loop (the
+    feedback routes are `async`), so a plain int suffices, and nothing is allocated per request.
     """
 
     def __init__(self, bound: int) -> None:
         self.bound = bound
         self.count = 0
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
+    def __enter__(self) -> None:
         if self.count >= self.bound:
             raise Busy(f"too many requests in flight (over {self.bound}): try again shortly", 1)
         self.count += 1
-        try:
-            yield
-        finally:
-            self.count -= 1
+
+    def __exit__(self, *_: object) -> None:
+        self.count -= 1
 
 
 class EventRate:

@@ -58,7 +58,7 @@ BODY_MODELS: list[type[BaseModel]] = [FeedbackIn, FeedbackBatchIn]
 async def post_feedback(request: Request) -> JSONResponse:
     """Store one feedback event; a repeated id answers `duplicate: true`."""
     ingestor = ingestor_of(request)
-    with INGEST_SECONDS.time(), ingestor.bodies.admit():
+    with INGEST_SECONDS.time(), ingestor.bodies:
         caller, body = await ingestor.read(request)
         event = parse_body(FeedbackIn, body)
         ingestor.charge(caller, 1)
@@ -77,7 +77,7 @@ async def post_feedback(request: Request) -> JSONResponse:
 async def post_feedback_batch(request: Request) -> JSONResponse:
     """Store up to 1000 events; one invalid event rejects the whole batch."""
     ingestor = ingestor_of(request)
-    with INGEST_SECONDS.time(), ingestor.bodies.admit():
+    with INGEST_SECONDS.time(), ingestor.bodies:
         caller, body = await ingestor.read(request)
         batch = parse_body(FeedbackBatchIn, body)
         ingestor.charge(caller, len(batch.events))
