@@ -66,7 +66,7 @@ _RETRY_AFTER = {
 _ERRORS: dict[int, dict[str, Any]] = {
     400: {
         "model": Problem,
-        "description": "Malformed JSON, a body that is not UTF-8, or a bad cursor.",
+        "description": "Malformed JSON, or a body that is not UTF-8.",
     },
     401: {
         "model": Problem,
