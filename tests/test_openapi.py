@@ -247,3 +247,21 @@ def test_schemathesis_from_outside_against_downvote_serve(
         )  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# What Schemathesis found, kept as plain tests on both databases.
+
+
+def test_any_rfc3339_offset_is_accepted_and_times_off_the_calendar_get_422(
+    client: Any, registered_app: RegisteredApp
+) -> None:
+    headers = {"authorization": f"Bearer {registered_app.api_key}"}
+    far = {"prompt": "p", "response": "r", "occurred_at": "2000-01-01T00:00:00+16:00"}
+    assert client.post("/v1/feedback", json=far, headers=headers).status_code == 202
+    page = client.get("/v1/feedback?since=1999-12-31T07:00:00%2B16:00", headers=headers).json()
+    assert [e["occurred_at"][:19] for e in page["events"]] == ["1999-12-31T08:00:00"]
+    for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0", 1700000000):
+        refused = client.post("/v1/feedback", json={**far, "occurred_at": edge}, headers=headers)
+        assert refused.status_code == 422, edge
+        assert refused.json()["detail"][0]["loc"] == ["occurred_at"]

@@ -48,7 +48,20 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
-Moment = Annotated[datetime, BeforeValidator(_not_a_number), Field(strict=False)]
+def _in_utc(value: datetime) -> datetime:
+    """Kept in UTC (no offset means UTC): PostgreSQL refuses offsets past ±15:59, which RFC 3339
+    allows, and one day's edge of the calendar cannot be moved to UTC at all."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once moved to UTC") from None
+
+
+Moment = Annotated[
+    datetime, BeforeValidator(_not_a_number), AfterValidator(_in_utc), Field(strict=False)
+]
 
 
 def _prompt(value: Any) -> str | list[dict[str, Any]]:
