@@ -13,7 +13,7 @@ from webhooks.errors import install_error_handlers
 from webhooks.ingest import Ingestor
 from webhooks.limits import IngestLimits
 from webhooks.openapi import install as install_openapi
-from webhooks.routes import BODY_MODELS, router
+from webhooks.routes import BODY_MODELS, BODY_SCHEMAS, router
 from webhooks.users import users_router
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -47,5 +47,5 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(users_router)
-    install_openapi(app, BODY_MODELS)
+    install_openapi(app, BODY_MODELS, BODY_SCHEMAS)
     return app

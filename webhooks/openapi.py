@@ -100,18 +100,22 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
-def install(app: FastAPI, body_models: list[type[BaseModel]]) -> None:
+def install(
+    app: FastAPI, body_models: list[type[BaseModel]], extra_schemas: dict[str, Any]
+) -> None:
     """Generate the description once, with the raw-read body models and the security schemes."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _describe(app, body_models)
+            app.openapi_schema = _describe(app, body_models, extra_schemas)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _describe(app: FastAPI, body_models: list[type[BaseModel]]) -> dict[str, Any]:
+def _describe(
+    app: FastAPI, body_models: list[type[BaseModel]], extra_schemas: dict[str, Any]
+) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title,
         version=app.version,
@@ -124,7 +128,7 @@ def _describe(app: FastAPI, body_models: list[type[BaseModel]]) -> dict[str, Any
         [(model, "validation") for model in body_models], ref_template=COMPONENTS
     )
     schemas = components.setdefault("schemas", {})
-    for name, definition in definitions.get("$defs", {}).items():
+    for name, definition in {**definitions.get("$defs", {}), **extra_schemas}.items():
         if name in schemas and schemas[name] != definition:
             raise RuntimeError(f"two different schemas are both named {name!r}")
         schemas[name] = definition

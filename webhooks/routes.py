@@ -20,6 +20,7 @@ from webhooks.ingest import Ingestor, parse_body
 from webhooks.metrics import INGEST_SECONDS
 from webhooks.openapi import API_KEY_ONLY, SIGNED_OR_API_KEY, errors, json_body
 from webhooks.schemas import (
+    JSON_VALUE_SCHEMA,
     BatchAccepted,
     EventPage,
     FeedbackAccepted,
@@ -46,6 +47,8 @@ def accepted(payload: dict[str, Any]) -> JSONResponse:
 INGEST_ERRORS = errors(503, 415, 413, 400, 401, 422, 429)
 # The models of the bodies the routes read raw (see webhooks.openapi).
 BODY_MODELS: list[type[BaseModel]] = [FeedbackIn, FeedbackBatchIn]
+# Schemas the body models refer to by name (recursive ones pydantic cannot name itself).
+BODY_SCHEMAS = {"JsonValue": JSON_VALUE_SCHEMA}
 
 
 @router.post(

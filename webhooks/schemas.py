@@ -34,6 +34,49 @@ Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL)]
 ShortText = Annotated[str, Field(max_length=255, json_schema_extra=NO_NUL), AfterValidator(_no_nul)]
 
 
+def _nul_inside(value: Any) -> bool:
+    """Whether U+0000 is in any string or key of a JSON value (PostgreSQL's JSON functions
+    refuse it, as its text does)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in key or _nul_inside(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_nul_inside(item) for item in value)
+    return False
+
+
+def _no_nul_inside(value: dict[str, Any]) -> dict[str, Any]:
+    if _nul_inside(value):
+        raise ValueError("must not contain the NUL character (U+0000) in any key or string")
+    return value
+
+
+# Any JSON value without U+0000, registered as a component by webhooks.openapi.
+JSON_VALUE = "#/components/schemas/JsonValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value; no string or key may contain U+0000.",
+    "anyOf": [
+        {"type": ["null", "boolean", "number"]},
+        {"type": "string", **NO_NUL},
+        {"type": "array", "items": {"$ref": JSON_VALUE}},
+        {
+            "type": "object",
+            "propertyNames": NO_NUL,
+            "additionalProperties": {"$ref": JSON_VALUE},
+        },
+    ],
+}
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_no_nul_inside),
+    WithJsonSchema(
+        {"type": "object", "propertyNames": NO_NUL, "additionalProperties": {"$ref": JSON_VALUE}},
+        mode="validation",
+    ),
+]
+
+
 def _not_a_number(value: Any) -> Any:
     """A time is written as one (RFC 3339), as documented: pydantic alone would also read a
     number, or a string of digits, as Unix seconds or milliseconds, a guess we do not make."""
@@ -74,9 +117,8 @@ def _prompt(value: Any) -> str | list[dict[str, Any]]:
         role = message.get("role") if isinstance(message, dict) else None
         if not isinstance(role, str) or len(role) > 255 or "\x00" in role:
             raise ValueError(f"message {index} needs a `role`: a string of at most 255 characters")
-        content = message.get("content")
-        if isinstance(content, str) and "\x00" in content:
-            raise ValueError(f"message {index}: `content` must not contain U+0000")
+        if _nul_inside(message):
+            raise ValueError(f"message {index} must not contain U+0000 in any key or string")
     return value
 
 
@@ -91,8 +133,10 @@ _CHAT_MESSAGE = {
     "description": "A chat message, kept exactly as sent (name, tool_calls… included).",
     "properties": {
         "role": {"type": "string", "maxLength": 255, **NO_NUL},
-        "content": {"anyOf": [{"type": "string", **NO_NUL}, {"not": {"type": "string"}}]},
+        "content": {"$ref": JSON_VALUE},
     },
+    "propertyNames": NO_NUL,
+    "additionalProperties": {"$ref": JSON_VALUE},
     "required": ["role"],
 }
 Prompt = Annotated[
@@ -125,8 +169,8 @@ class FeedbackIn(BaseModel):
     trace_id: ShortText | None = None
     trace_url: Annotated[str, Field(pattern=URL, max_length=4096)] | None = None
     correction: Text | None = None
-    metrics: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    metrics: JsonObject | None = None
+    metadata: JsonObject | None = None
     occurred_at: Moment | None = None
 
     def to_new_event(self, *, webhook_id: str | None, now: datetime) -> NewEvent:
