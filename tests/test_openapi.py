@@ -1,9 +1,10 @@
 """The OpenAPI description tells the truth: Schemathesis, as a library, against the real app.
 
-Every operation gets generated requests (valid and invalid) with a valid API key; each answer
-must be no server error, and its status, content type and body must be the ones documented.
-`test_serve.py`-style, `test_schemathesis_from_outside_against_downvote_serve` runs the same
-checks over HTTP against a `downvote serve` process.
+Every operation gets generated requests (valid and invalid) with a valid API key, on each
+backend under test; every answer must pass every single-request check Schemathesis has (no
+server error; documented status, content type, headers and body; invalid data refused, valid
+data accepted; auth not ignored). `test_schemathesis_from_outside_against_downvote_serve` (slow)
+runs the `st` command line with all its checks over HTTP against a `downvote serve` process.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from bot.config import DownvoteConfig
 from bot.service import build_service
 from bot.settings import Settings
 from storage.db import make_engine, make_sessionmaker
+from tests.support.databases import DATABASES as BACKENDS
 from tests.support.databases import RegisteredApp, register_app
 from tests.support.processes import downvote_env, serving
 from webhooks.app import create_app
@@ -85,17 +88,20 @@ schema = schemathesis.openapi.from_dict(described())
 schema.app = APP
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=BACKENDS)
 def api(
-    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[FastAPI, RegisteredApp]]:
-    """The service as `serve` builds it, on SQLite, with one registered app; shared by the
-    module so hundreds of cases do not each build a service."""
-    path = tmp_path_factory.mktemp("openapi") / "downvote.db"
-    shutil.copy(sqlite_template, path)
-    url = f"sqlite:///{path}"
+    """The service as `serve` builds it, with one registered app, on each backend under test
+    (`make test` is SQLite); shared by the module so cases do not each build a service."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_database")
+    else:
+        path = tmp_path_factory.mktemp("openapi") / "downvote.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
     engine = make_engine(url)
-    registered = register_app(make_sessionmaker(engine))
+    registered = register_app(make_sessionmaker(engine), name=f"openapi-{uuid.uuid4().hex[:8]}")
     engine.dispose()
     with pytest.MonkeyPatch.context() as monkeypatch:
         for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
