@@ -271,3 +271,10 @@ def test_any_rfc3339_offset_is_accepted_and_times_off_the_calendar_get_422(
         refused = client.post("/v1/feedback", json={**far, "occurred_at": edge}, headers=headers)
         assert refused.status_code == 422, edge
         assert refused.json()["detail"][0]["loc"] == ["occurred_at"]
+
+
+def test_a_405_lists_every_method_the_path_documents(client: Any) -> None:
+    for method in ("OPTIONS", "PUT", "DELETE"):
+        refused = client.request(method, "/v1/feedback")
+        assert (refused.status_code, refused.headers["allow"]) == (405, "GET, POST")
+    assert client.request("PATCH", "/v1/users/u_9").headers["allow"] == "DELETE"

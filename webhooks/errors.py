@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from webhooks.auth import AuthError
 from webhooks.limits import BodyTooLarge, OverRateLimit, TryLater
@@ -36,16 +36,18 @@ def _reject(status: int, detail: Any, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def allowed_methods(request: Request) -> str:
-    """Every method the path answers: Starlette's 405 names only the first route that matched
-    the path (POST /v1/feedback hides GET /v1/feedback)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match is not Match.NONE and route_methods:
-            methods |= route_methods
-    return ", ".join(sorted(methods))
+def documented_methods(app: FastAPI, path: str) -> str | None:
+    """The methods the OpenAPI description lists for `path`, or None for an undocumented path.
+
+    Starlette's 405 names only the methods of the first route that matched the path (so
+    POST /v1/feedback hid GET /v1/feedback); clients and checkers read `Allow` against the
+    description.
+    """
+    for template, operations in app.openapi()["paths"].items():
+        parts = re.split(r"\{[^/{}]+\}", template)
+        if re.fullmatch("[^/]+".join(re.escape(part) for part in parts), path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -55,7 +57,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = allowed_methods(request)
+            headers["Allow"] = documented_methods(app, request.url.path) or headers.get("Allow", "")
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(AuthError)
