@@ -328,6 +328,13 @@ class Retention(_Section):
     slack_messages: bool = False  # also delete their alerts from Slack (opt-in)
 
 
+class Limits(_Section):
+    """Abuse limits of the receiver, per process (see README, Limits)."""
+
+    events_per_minute: int | None = Field(default=None, ge=1)  # per app; None: no limit
+    bodies_in_flight: int = Field(default=64, ge=1)  # request bodies held at once, all apps
+
+
 DEFAULT_CRITERIA_TOML = """
 [[criteria]]
 name = "Satisfaction"
@@ -366,6 +373,7 @@ class DownvoteConfig(_Section):
     grouping: Grouping = Grouping()
     spike: SpikeLimits = SpikeLimits()
     retention: Retention = Retention()
+    limits: Limits = Limits()
 
     @field_validator("criteria")
     @classmethod
@@ -435,6 +443,7 @@ _MODELS_AT: dict[tuple[str, ...], type[BaseModel]] = {
     ("grouping",): Grouping,
     ("spike",): SpikeLimits,
     ("retention",): Retention,
+    ("limits",): Limits,
 }
 
 

@@ -43,6 +43,7 @@ from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import make_engine, make_sessionmaker, read_in_thread
 from storage.triage import PostedAlert, TriageSnapshot
 from webhooks.app import create_app
+from webhooks.limits import IngestLimits
 
 logger = logging.getLogger("downvote")
 # How long a stopping service lets alerts in hand finish; the rest are handed back (safely).
@@ -211,6 +212,10 @@ def build_service(
         ),
         on_downvotes_stored=lambda _count: worker.wake(),
         clock=clock,
+        limits=IngestLimits(
+            events_per_minute=config.limits.events_per_minute,
+            bodies_in_flight=config.limits.bodies_in_flight,
+        ),
     )
     if bolt is not None:
         mount_slack_events(app, bolt)

@@ -190,7 +190,7 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
     message = error_for(tmp_path, 'categories = ["a"]\n[schedul]\ndaily = "09:00"\n')
     assert message.endswith(
         ":2: schedul: unknown key (expected one of: criteria, categories, schedule, "
-        "redaction, grouping, spike, retention)"
+        "redaction, grouping, spike, retention, limits)"
     )
 
 
@@ -342,3 +342,44 @@ def test_share_target_compares_like_the_operator(op: str, number: object, value:
         op, value > threshold if op == ">" else value < threshold
     )
     assert criterion.verdict(value, 100) is expected
+
+
+# ---------------------------------------------------------------------------------------------
+# [limits]
+
+
+def test_limits_default_to_no_rate_limit_and_64_bodies_in_flight(tmp_path: Path) -> None:
+    limits = load_config(write(tmp_path, "")).limits
+    assert (limits.events_per_minute, limits.bodies_in_flight) == (None, 64)
+
+
+def test_limits_are_read(tmp_path: Path) -> None:
+    text = "[limits]\nevents_per_minute = 600\nbodies_in_flight = 8\n"
+    limits = load_config(write(tmp_path, text)).limits
+    assert (limits.events_per_minute, limits.bodies_in_flight) == (600, 8)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            "events_per_minute = 0",
+            "limits.events_per_minute: input should be greater than or equal to 1, got 0",
+        ),
+        (
+            'events_per_minute = "100"',
+            'limits.events_per_minute: input should be a valid integer, got "100"',
+        ),
+        (
+            "bodies_in_flight = -1",
+            "limits.bodies_in_flight: input should be greater than or equal to 1, got -1",
+        ),
+        (
+            "per_minute = 5",
+            "limits.per_minute: unknown key (expected one of: events_per_minute, bodies_in_flight)",
+        ),
+    ],
+)
+def test_bad_limits_say_which_key_and_why(tmp_path: Path, line: str, reason: str) -> None:
+    message = error_for(tmp_path, f"[limits]\n{line}\n")
+    assert message == f"{tmp_path / 'downvote.toml'}:2: {reason}"

@@ -409,7 +409,7 @@ def test_read_api_filters_and_pages(client: TestClient, registered_app: Register
     assert seen == [f"e{n}" for n in reversed(range(7))]
     downs = read_back(client, registered_app, rating="down", since="2026-11-22T00:00:00Z")
     assert [e["id"] for e in downs] == ["e5", "e3"]
-    assert client.get("/v1/feedback", params={"cursor": "%%%"}, headers=headers).status_code == 400
+    assert client.get("/v1/feedback", params={"cursor": "%%%"}, headers=headers).status_code == 422
     assert client.get("/v1/feedback").status_code == 401
 
 
@@ -459,7 +459,8 @@ def test_any_text_round_trips_exactly(
 def test_openapi_documents_the_event(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/v1/feedback"]["post"]["requestBody"]["content"]["application/json"]
-    properties = body["schema"]["properties"]
+    assert body["schema"] == {"$ref": "#/components/schemas/FeedbackIn"}
+    properties = schema["components"]["schemas"]["FeedbackIn"]["properties"]
     assert {"prompt", "response", "correction", "confidence"} <= properties.keys()
     assert "anyOf" in properties["prompt"]
     assert client.get("/docs").status_code == 200

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.clock import SYSTEM_CLOCK, Clock
 from webhooks.errors import install_error_handlers
 from webhooks.ingest import Ingestor
-from webhooks.routes import router
+from webhooks.limits import IngestLimits
+from webhooks.openapi import install as install_openapi
+from webhooks.routes import BODY_MODELS, BODY_SCHEMAS, router
 from webhooks.users import users_router
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -24,6 +26,7 @@ def create_app(
     lifespan: Lifespan | None = None,
     on_downvotes_stored: Callable[[int], None] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    limits: IngestLimits | None = None,
 ) -> FastAPI:
     """Build the receiver; the caller owns the database and anything that runs beside it."""
     app = FastAPI(
@@ -35,11 +38,17 @@ def create_app(
         # ingest's time); Downvote exports Prometheus metrics instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    ingestor = Ingestor(sessions=sessions, max_body_bytes=max_body_bytes, clock=clock)
+    ingestor = Ingestor(
+        sessions=sessions,
+        max_body_bytes=max_body_bytes,
+        clock=clock,
+        limits=limits or IngestLimits(),
+    )
     if on_downvotes_stored is not None:
         ingestor.on_stored = on_downvotes_stored
     app.state.ingestor = ingestor
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(users_router)
+    install_openapi(app, BODY_MODELS, BODY_SCHEMAS)
     return app

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from webhooks.auth import AuthError
-from webhooks.limits import BodyTooLarge
+from webhooks.limits import BodyTooLarge, OverRateLimit, TryLater
 from webhooks.metrics import REQUESTS_REJECTED
 
 
@@ -34,8 +36,29 @@ def _reject(status: int, detail: Any, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+def documented_methods(app: FastAPI, path: str) -> str | None:
+    """The methods the OpenAPI description lists for `path`, or None for an undocumented path.
+
+    Starlette's 405 names only the methods of the first route that matched the path (so
+    POST /v1/feedback hid GET /v1/feedback); clients and checkers read `Allow` against the
+    description.
+    """
+    for template, operations in app.openapi()["paths"].items():
+        parts = re.split(r"\{[^/{}]+\}", template)
+        if re.fullmatch("[^/]+".join(re.escape(part) for part in parts), path):
+            return ", ".join(sorted(method.upper() for method in operations))
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map each refusal to the contract's status code."""
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = documented_methods(app, request.url.path) or headers.get("Allow", "")
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError) -> JSONResponse:
@@ -44,6 +67,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         return _reject(413, str(exc))
+
+    @app.exception_handler(TryLater)
+    async def _later(_: Request, exc: TryLater) -> JSONResponse:
+        status = 429 if isinstance(exc, OverRateLimit) else 503
+        return _reject(status, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(UnsupportedMediaType)
     async def _media(_: Request, exc: UnsupportedMediaType) -> JSONResponse:

@@ -21,7 +21,7 @@ from storage.states import Rating
 from webhooks.auth import Caller, CredentialCache, authenticate, has_credentials
 from webhooks.errors import BadRequest, UnsupportedMediaType
 from webhooks.group_commit import GroupCommitter
-from webhooks.limits import read_limited_body
+from webhooks.limits import BodiesInFlight, EventRate, IngestLimits, read_limited_body
 from webhooks.metrics import EVENTS_DUPLICATE, EVENTS_STORED
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -35,8 +35,11 @@ class Ingestor:
     sessions: sessionmaker[Session]
     max_body_bytes: int
     clock: Clock = SYSTEM_CLOCK
+    limits: IngestLimits = field(default_factory=IngestLimits)
     on_stored: Callable[[int], None] = lambda _downvotes: None
     credentials: CredentialCache = field(init=False)
+    bodies: BodiesInFlight = field(init=False)
+    rate: EventRate | None = field(init=False)
     _committer: GroupCommitter[tuple[Caller, list[NewEvent]], list[StoredEvent]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +47,9 @@ class Ingestor:
         # SQLite has one writer; PostgreSQL overlaps one transaction's commit with the next.
         writers = 1 if is_sqlite(self.engine) else POSTGRESQL_WRITERS
         self._committer = GroupCommitter(self._write, concurrency=writers)
+        self.bodies = BodiesInFlight(self.limits.bodies_in_flight)
+        per_minute = self.limits.events_per_minute
+        self.rate = EventRate(per_minute, self.clock) if per_minute else None
 
     @property
     def engine(self) -> Engine:
@@ -70,6 +76,11 @@ class Ingestor:
                 authenticate(request.headers, "", self.credentials)
             raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
         return authenticate(request.headers, text, self.credentials), text
+
+    def charge(self, caller: Caller, events: int) -> None:
+        """Count valid events against the app's rate limit (raises OverRateLimit)."""
+        if self.rate is not None:
+            self.rate.take(caller.app_id, caller.app_name, events)
 
     async def store(self, caller: Caller, events: list[NewEvent]) -> list[StoredEvent]:
         """Store events (and their alerts) durably; concurrent requests share a transaction."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -17,15 +16,17 @@ from storage.db import read
 from storage.records import EventFilter, event_record_dict, list_events
 from storage.states import Rating, TriageStatus
 from webhooks.auth import authenticate_api_key
-from webhooks.errors import BadRequest
 from webhooks.ingest import Ingestor, parse_body
 from webhooks.metrics import INGEST_SECONDS
+from webhooks.openapi import API_KEY_ONLY, SIGNED_OR_API_KEY, errors, json_body
 from webhooks.schemas import (
+    JSON_VALUE_SCHEMA,
     BatchAccepted,
     EventPage,
     FeedbackAccepted,
     FeedbackBatchIn,
     FeedbackIn,
+    Moment,
 )
 
 router = APIRouter()
@@ -42,24 +43,28 @@ def accepted(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload, status_code=202)
 
 
-def _json_body(model: type[Any]) -> dict[str, Any]:
-    """Document the body in /docs: the routes read it raw, to check its signature first."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+# What a feedback POST can answer besides 202, in the order the checks run.
+INGEST_ERRORS = errors(503, 415, 413, 400, 401, 422, 429)
+# The models of the bodies the routes read raw (see webhooks.openapi).
+BODY_MODELS: list[type[BaseModel]] = [FeedbackIn, FeedbackBatchIn]
+# Schemas the body models refer to by name (recursive ones pydantic cannot name itself).
+BODY_SCHEMAS = {"JsonValue": JSON_VALUE_SCHEMA}
 
 
 @router.post(
     "/v1/feedback",
     status_code=202,
     response_model=FeedbackAccepted,
-    openapi_extra=_json_body(FeedbackIn),
+    responses=INGEST_ERRORS,
+    openapi_extra={**json_body(FeedbackIn), "security": SIGNED_OR_API_KEY},
 )
 async def post_feedback(request: Request) -> JSONResponse:
     """Store one feedback event; a repeated id answers `duplicate: true`."""
     ingestor = ingestor_of(request)
-    with INGEST_SECONDS.time():
+    with INGEST_SECONDS.time(), ingestor.bodies:
         caller, body = await ingestor.read(request)
         event = parse_body(FeedbackIn, body)
+        ingestor.charge(caller, 1)
         new_event = event.to_new_event(webhook_id=caller.webhook_id, now=ingestor.clock.now())
         [stored] = await ingestor.store(caller, [new_event])
     return accepted({"id": stored.external_id, "duplicate": stored.duplicate})
@@ -69,14 +74,16 @@ async def post_feedback(request: Request) -> JSONResponse:
     "/v1/feedback/batch",
     status_code=202,
     response_model=BatchAccepted,
-    openapi_extra=_json_body(FeedbackBatchIn),
+    responses=INGEST_ERRORS,
+    openapi_extra={**json_body(FeedbackBatchIn), "security": SIGNED_OR_API_KEY},
 )
 async def post_feedback_batch(request: Request) -> JSONResponse:
     """Store up to 1000 events; one invalid event rejects the whole batch."""
     ingestor = ingestor_of(request)
-    with INGEST_SECONDS.time():
+    with INGEST_SECONDS.time(), ingestor.bodies:
         caller, body = await ingestor.read(request)
         batch = parse_body(FeedbackBatchIn, body)
+        ingestor.charge(caller, len(batch.events))
         now = ingestor.clock.now()
         # Without an id of its own, the n-th event of a signed batch is keyed on webhook-id:n.
         events = [
@@ -96,15 +103,6 @@ async def post_feedback_batch(request: Request) -> JSONResponse:
     )
 
 
-def _decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequest("cursor is not one this API returned") from None
-
-
 def _as_utc(moment: datetime | None) -> datetime | None:
     """A time without an offset in a query string means UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -112,22 +110,26 @@ def _as_utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def _encode_cursor(last_id: int | None) -> str | None:
-    if last_id is None:
-        return None
-    return base64.urlsafe_b64encode(str(last_id).encode()).decode().rstrip("=")
+# A cursor is the id the next page starts after: every string of this shape is one (no 400s for
+# a cursor "this API did not return"), and an empty one is the first page, as if absent.
+CURSOR = r"^[0-9]{0,18}$"
 
 
-@router.get("/v1/feedback", response_model=EventPage)
+@router.get(
+    "/v1/feedback",
+    response_model=EventPage,
+    responses=errors(401, 422),
+    openapi_extra={"security": API_KEY_ONLY},
+)
 def get_feedback(
     request: Request,
     rating: Rating | Literal["none"] | None = None,
     category: str | None = None,
     status: TriageStatus | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str, Query(pattern=CURSOR, description="`next_cursor` of a page")] = "",
 ) -> EventPage:
     """Read your app's events, newest first, a page at a time."""
     ingestor = ingestor_of(request)
@@ -140,35 +142,59 @@ def get_feedback(
         until=_as_utc(until),
         app_id=caller.app_id,
     )
-    after_id = _decode_cursor(cursor)
+    after_id = int(cursor) if cursor else None
 
     def page(session: Session) -> tuple[list[dict[str, Any]], int | None]:
         records, last_id = list_events(session, filters, limit=limit, after_id=after_id)
         return [event_record_dict(r) for r in records], last_id
 
     events, last_id = read(ingestor.sessions, page)
-    return EventPage(events=events, next_cursor=_encode_cursor(last_id))
+    next_cursor = None if last_id is None else str(last_id)
+    return EventPage(events=events, next_cursor=next_cursor)
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Unready(BaseModel):
+    status: Literal["unavailable"]
+    reason: str
+
+
+@router.get("/healthz", response_model=Health)
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
-def readyz(request: Request, response: Response) -> dict[str, str]:
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Unready, "description": "The database does not answer."}},
+)
+def readyz(request: Request) -> dict[str, str] | JSONResponse:
     """Readiness: the database answers."""
     try:
         with ingestor_of(request).sessions() as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means "not ready"
-        response.status_code = 503
-        return {"status": "unavailable", "reason": type(exc).__name__}
+        unready = {"status": "unavailable", "reason": type(exc).__name__}
+        return JSONResponse(unready, status_code=503)
     return {"status": "ok"}
 
 
-@router.get("/metrics")
-def metrics() -> Response:
+class PrometheusText(Response):
+    """Prometheus' text exposition format, under the content type prometheus_client names."""
+
+    media_type = CONTENT_TYPE_LATEST
+
+
+@router.get(
+    "/metrics",
+    response_class=PrometheusText,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+def metrics() -> PrometheusText:
     """Prometheus text format."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return PrometheusText(generate_latest())

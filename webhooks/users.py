@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -12,6 +13,7 @@ from storage import erasure
 from storage.states import DeletionReason
 from webhooks.auth import authenticate_api_key
 from webhooks.ingest import Ingestor
+from webhooks.openapi import API_KEY_ONLY, errors
 
 users_router = APIRouter()
 
@@ -24,8 +26,18 @@ class UserErased(BaseModel):
     slack_messages: int
 
 
-@users_router.delete("/v1/users/{user_id}", status_code=202, response_model=UserErased)
-async def delete_user(user_id: str, request: Request) -> JSONResponse:
+# As long as an event's user_id can be: a longer one cannot have events.
+UserId = Annotated[str, Path(max_length=255)]
+
+
+@users_router.delete(
+    "/v1/users/{user_id}",
+    status_code=202,
+    response_model=UserErased,
+    responses=errors(401, 422),
+    openapi_extra={"security": API_KEY_ONLY},
+)
+async def delete_user(user_id: UserId, request: Request) -> JSONResponse:
     """Delete this app's events of the user, and the Slack messages of their downvotes."""
     ingestor: Ingestor = request.app.state.ingestor
     caller = authenticate_api_key(request.headers, ingestor.credentials)
