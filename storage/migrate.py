@@ -38,6 +38,9 @@ def upgrade(database_url: str, engine: Engine | None = None, revision: str = "he
 def _upgrade(engine: Engine, revision: str) -> None:
     with engine.connect() as connection:
         if is_sqlite(engine):
+            # Take the write lock (BEGIN IMMEDIATE, storage/db.py) before Alembic reads the
+            # version: a second process then waits and finds the schema already migrated.
+            connection.begin()
             command.upgrade(alembic_config(connection), revision)
             connection.commit()
             return
