@@ -167,6 +167,9 @@ class DeliveryWorker:
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         try:
             while not stop.is_set():
+                # Cleared before the pass, not after: a downvote stored during the pass must
+                # start another pass at once, not wait for the next poll.
+                self._wake.clear()
                 if not await self._pass():
                     await self._idle(stop)
         finally:  # stopped, or cancelled mid-post when the grace period ran out
@@ -183,7 +186,6 @@ class DeliveryWorker:
     async def _idle(self, stop: asyncio.Event) -> None:
         """Wait for a wake-up (a downvote stored here), a stop, or the next poll."""
         assert self._wake is not None
-        self._wake.clear()
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         await asyncio.wait(
             waiters, timeout=self.policy.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
