@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.alerts.delivery import DeliveryPolicy
@@ -309,6 +309,44 @@ async def test_a_live_lease_keeps_a_second_worker_off_the_alert(
         with sessions.begin() as session:  # the lease runs out: now the second may take over
             session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
         assert await second.deliver_due() == 3
+
+
+async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_out(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Stopped while Slack holds its first post, a worker gives back all three claims: the two
+    it had not started are pending again, the one in flight keeps its state with its lease
+    ended, and a second worker delivers all three, once each, with 10 minutes of lease left."""
+    store_downvotes(
+        sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(3)]
+    )
+    policy = DeliveryPolicy(
+        base_delay=0.0, max_delay=0.0, lease=timedelta(minutes=10), in_flight_per_channel=1
+    )
+    with FakeSlack() as slack:
+        slack.hang(600, methods=["chat.postMessage"])  # Slack never answers the first post
+        stop = asyncio.Event()
+        running = asyncio.create_task(make_worker(sessions, slack, policy=policy).run(stop))
+        await slack.async_wait_for(
+            lambda: slack.calls_to("chat.postMessage"), description="the first post attempt"
+        )
+        stop.set()
+        running.cancel()  # as serve does once the grace for alerts in hand is over
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        with sessions() as session:
+            claims = session.execute(
+                select(Alert.status, Alert.claimed_until).order_by(Alert.id)
+            ).all()
+        assert [status for status, _ in claims] == ["sending", "pending", "pending"]
+        assert claims[0].claimed_until is not None and claims[0].claimed_until <= utc_now()
+        assert [until for _, until in claims[1:]] == [None, None]
+        slack.heal()
+        await deliver_all(make_worker(sessions, slack, name="second", policy=policy), sessions)
+        parents = [m for m in slack.messages("#alerts") if m["thread_ts"] is None]
+    assert alert_statuses(sessions) == ["posted"] * 3
+    events = [m["metadata"]["event_payload"]["event_id"] for m in parents]
+    assert len(events) == len(set(events)) == 3
 
 
 async def test_on_postgresql_a_claim_in_progress_is_skipped_not_waited_for(

@@ -84,6 +84,46 @@ def test_personal_data_is_replaced(text: str, expected: str) -> None:
     assert redactor.redact(text) == expected
 
 
+# Phone numbers: `+` and 8 to 15 digits (E.164 allows 15), one space at a time.
+@pytest.mark.parametrize(
+    ("number", "redacted"),
+    [
+        ("+1234567", False),  # 7 digits
+        ("+12345678", True),  # 8
+        ("+123456789012345", True),  # 15
+        ("+1234567890123456", False),  # 16
+        ("+44 20  7946 0958", False),  # a double space is two things, not one number
+    ],
+)
+def test_international_phone_numbers_have_8_to_15_digits(number: str, redacted: bool) -> None:
+    assert redactor.redact(f"call {number} ok") == f"call {PHONE if redacted else number} ok"
+
+
+# A blob is random when at least 40% of the steps between its letters and digits change kind:
+# both below have 16 changes, over 40 steps (0.40: redacted) and over 41 (0.39: kept).
+@pytest.mark.parametrize(
+    ("blob", "redacted"),
+    [
+        ("Qx7Rz8Tw9Vk3Mp5Nq" + "wertyuioplkjhgfdsazxcvbn", True),
+        ("Qx7Rz8Tw9Vk3Mp5Nq" + "wertyuioplkjhgfdsazxcvbnm", False),
+    ],
+)
+def test_a_blob_is_a_secret_from_a_40_percent_switch_rate(blob: str, redacted: bool) -> None:
+    assert redactor.redact(f"blob {blob} end") == f"blob {SECRET if redacted else blob} end"
+
+
+def test_an_assigned_value_in_capitals_and_digits_is_a_secret() -> None:
+    assert redactor.redact("password: HUNTER2024") == f"password: {SECRET}"
+
+
+def test_every_private_key_block_is_replaced_and_the_text_between_kept() -> None:
+    key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAK\n-----END RSA PRIVATE KEY-----"
+    stray_end = "-----END RSA PRIVATE KEY-----"
+    assert redactor.redact(f"{stray_end} a {key} b {key} c") == (
+        f"{stray_end} a {SECRET} b {SECRET} c"
+    )
+
+
 def test_private_key_block_is_replaced() -> None:
     key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAK\n-----END RSA PRIVATE KEY-----"
     assert redactor.redact(f"key:\n{key}\ndone") == f"key:\n{SECRET}\ndone"
@@ -114,6 +154,7 @@ def test_ordinary_text_is_kept(text: str) -> None:
 
 def test_luhn() -> None:
     assert luhn_valid("4111111111111111")
+    assert luhn_valid("5555555555554444")  # doubled 5s count 1 each (10 - 9)
     assert luhn_valid("79927398713")
     assert not luhn_valid("4111111111111112")
 
