@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
-from ingest import fire, sample_event
 from servers import CLI, free_port, register_app, signed, start
 from sqlalchemy import Engine, text
 from standardwebhooks.webhooks import Webhook
@@ -188,6 +188,24 @@ def lookup_benchmark(kind: str, args: argparse.Namespace) -> None:
                 drop_schema(args.pg_url, schema)
 
 
+async def post_all(url: str, bodies: list[tuple[str, dict[str, str]]], concurrency: int) -> float:
+    """POST every body, `concurrency` at a time; requests per second."""
+    queue = list(reversed(bodies))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+
+        async def worker() -> None:
+            while queue:
+                body, headers = queue.pop()
+                async with http.post(url, data=body.encode(), headers=headers) as response:
+                    await response.read()
+                    if response.status != 202:
+                        raise RuntimeError(f"HTTP {response.status}")
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(bodies) / (time.perf_counter() - began)
+
+
 async def ingest_rate(grouping: bool, requests: int, database_url: str, workdir: Path) -> float:
     config = workdir / f"grouping-{grouping}.toml"
     config.write_text(f"[grouping]\nenabled = {str(grouping).lower()}\n")
@@ -200,14 +218,19 @@ async def ingest_rate(grouping: bool, requests: int, database_url: str, workdir:
     try:
         bodies = []
         for n in range(requests):
-            event = {**sample_event(n), "rating": "down"}
+            event: dict[str, Any] = {
+                "rating": "down",
+                "response": "Tides are caused by the moon. " * 20,
+                "model": "gpt-x-2026-01",
+                "feature": "summarize",
+                "latency_ms": 400 + n % 300,
+            }
             # Alike in pairs of ten, as downvotes of one misbehaving template would be.
             event["prompt"] = f"Question {n} about template {n // 10}: " + "why? " * (n % 10 + 1)
             body = json.dumps(event)
             bodies.append((body, signed(secret, body)))
         url = f"http://127.0.0.1:{port}/v1/feedback"
-        result = await fire(url, bodies, 32, 1, f"grouping {'on' if grouping else 'off'}")
-        return result.events / result.seconds
+        return await post_all(url, bodies, concurrency=32)
     finally:
         server.stop()
 
