@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from servers import CLI, ROOT, Proc, free_port, start
+from servers import CLI, ROOT, Proc, free_port, register_app, start
 from sqlalchemy import create_engine, text
 
 BARE_APP = """
@@ -107,15 +107,7 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> Row:
 
 
 def api_key(env: dict[str, str]) -> str:
-    out = subprocess.run(
-        [*CLI, "apps", "add", f"bench-{uuid.uuid4().hex[:6]}"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return next(w for w in out.split() if w.startswith("dv_"))
+    return register_app(env, credential="dv_")
 
 
 def serve(name: str, env: dict[str, str], workdir: Path, *options: str) -> tuple[Proc, str]:

@@ -74,7 +74,8 @@ def start(name: str, args: list[str], env: dict[str, str], port: int, workdir: P
     raise RuntimeError(f"{name} did not open port {port} in 30 s:\n{log_tail(log)}")
 
 
-def register_app(env: dict[str, str]) -> str:
+def register_app(env: dict[str, str], *, credential: str = "whsec_") -> str:
+    """Add an app with `downvote apps add`; its signing secret (or, with "dv_", its API key)."""
     out = subprocess.run(
         [*CLI, "apps", "add", f"bench-{uuid.uuid4().hex[:6]}"],
         env=env,
@@ -83,7 +84,7 @@ def register_app(env: dict[str, str]) -> str:
         text=True,
         check=True,
     ).stdout
-    return next(w for w in out.split() if w.startswith("whsec_"))
+    return next(w for w in out.split() if w.startswith(credential))
 
 
 def signed(secret: Webhook, body: str) -> dict[str, str]:

@@ -8,23 +8,16 @@ CriterionBreach row, inserted before posting, is what keeps the alert single.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.orm import Session, sessionmaker
-
-from bot.config import Criterion, DownvoteConfig
-from bot.slack.channels import Channels
+from bot.config import Criterion
 from bot.slack.errors import SLACK_CALL_ERRORS, failure_detail
-from bot.summaries.poster import SummaryPoster
+from bot.summaries.poster import SummaryOutlet, SummaryPoster
 from bot.summaries.queries import Breach, breach_of
 from bot.summaries.render import breach_message
 from storage.breaches import claim_breach, mark_breach_posted, release_breach
-from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
 from storage.periods import local_date
 
@@ -33,20 +26,8 @@ BREACH_EVENT_TYPE = "downvote_breach"
 
 
 @dataclass
-class BreachAlerter:
-    sessions: sessionmaker[Session]
-    client: AsyncWebClient | None  # None: preview mode, print instead of post
-    channel: str | None
-    config: DownvoteConfig
-    tz: ZoneInfo
-    name: str
-    clock: Clock = SYSTEM_CLOCK
-    console: Callable[[str], None] = print
-    channels: Channels | None = None  # made from `client` when not given
-
-    def __post_init__(self) -> None:
-        if self.channels is None and self.client is not None:
-            self.channels = Channels(self.client, self.sessions, self.clock)
+class BreachAlerter(SummaryOutlet):
+    """Posts a criterion missed today, once per criterion per day across replicas."""
 
     async def check(self) -> list[str]:
         """Alert each criterion missed today and not alerted yet; the names alerted."""

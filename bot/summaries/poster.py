@@ -122,7 +122,9 @@ def _part_metadata(metadata: dict[str, Any], part: int) -> dict[str, Any]:
 
 
 @dataclass
-class SummaryPoster:
+class SummaryOutlet:
+    """Where, and as whom, summaries and breach alerts are posted (printed in preview mode)."""
+
     sessions: sessionmaker[Session]
     client: AsyncWebClient | None  # None: preview mode, print instead of post
     channel: str | None
@@ -136,6 +138,11 @@ class SummaryPoster:
     def __post_init__(self) -> None:
         if self.channels is None and self.client is not None:
             self.channels = Channels(self.client, self.sessions, self.clock)
+
+
+@dataclass
+class SummaryPoster(SummaryOutlet):
+    """Posts each due summary once, across replicas and restarts."""
 
     async def _db(self, work: Callable[[Session], Any]) -> Any:
         return await transact_in_thread(self.sessions, work)
