@@ -41,7 +41,7 @@ class GroupCommitter(Generic[Item, Result]):
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
-        # A finished drainer is done at once but leaves the set only later, in a callback.
+        # Forget drainers that found the queue empty and ended.
         self._drainers = {d for d in self._drainers if not d.done()}
         if len(self._drainers) < self._concurrency:
             self._drainers.add(asyncio.create_task(self._drain()))
