@@ -74,6 +74,18 @@ def claim_due_alerts(
     return claimed
 
 
+def next_due_at(session: Session) -> datetime | None:
+    """When the earliest alert not yet claimable falls due: a retry or a deferral waiting for
+    its time, or a claim whose lease runs out. None: nothing is waiting."""
+    retry = session.scalar(
+        select(func.min(Alert.next_attempt_at)).where(Alert.status == AlertStatus.PENDING)
+    )
+    lease = session.scalar(
+        select(func.min(Alert.claimed_until)).where(Alert.status == AlertStatus.SENDING)
+    )
+    return min((at for at in (retry, lease) if at is not None), default=None)
+
+
 def _owned(alert_id: int, worker: str) -> ColumnElement[bool]:
     return and_(
         Alert.id == alert_id, Alert.status == AlertStatus.SENDING, Alert.claimed_by == worker

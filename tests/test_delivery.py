@@ -394,6 +394,25 @@ async def test_the_worker_outlives_a_database_it_cannot_reach(
     assert alert_statuses(sessions) == ["posted"] and not running.cancelled()
 
 
+async def test_a_retry_goes_out_when_it_falls_due_not_at_the_next_poll(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """After a failed attempt the worker sleeps until the retry is due (here under a second),
+    not a whole idle poll (here ten minutes, so only the due time can wake it)."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    policy = DeliveryPolicy(base_delay=0.5, max_delay=0.5, idle_poll_seconds=600)
+    with FakeSlack() as slack:
+        slack.drop_connections(count=3, methods=["chat.postMessage"])  # one attempt's worth
+        stop = asyncio.Event()
+        running = asyncio.create_task(make_worker(sessions, slack, policy=policy).run(stop))
+        await poll(lambda: alert_statuses(sessions) == ["posted"], "the retry, posted")
+        stop.set()
+        await running
+        assert len(slack.messages("#alerts")) == 1
+    with sessions() as session:
+        assert session.scalar(select(Alert.attempts)) == 2
+
+
 async def poll(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
     """`wait_until` for async tests: give the loop a turn between checks."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -55,6 +55,7 @@ from storage.triage import PostedAlert
 
 logger = logging.getLogger("downvote.delivery")
 Placements = Mapping[int, Placement]  # by event id
+MIN_IDLE_SECONDS = 0.05  # the shortest idle wait, even when something is due already
 PARENT_WAIT = timedelta(seconds=2)  # an alert waits this long for its group's or spike's message
 
 
@@ -184,14 +185,27 @@ class DeliveryWorker:
             return 0
 
     async def _idle(self, stop: asyncio.Event) -> None:
-        """Wait for a wake-up (a downvote stored here), a stop, or the next poll."""
+        """Wait for a wake-up (a downvote stored here), a stop, the next alert falling due (a
+        retry, or one waiting for its thread's parent), or the next poll, whichever is first."""
         assert self._wake is not None
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         await asyncio.wait(
-            waiters, timeout=self.policy.idle_poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            waiters, timeout=await self._until_due(), return_when=asyncio.FIRST_COMPLETED
         )
         for waiter in waiters:
             waiter.cancel()
+
+    async def _until_due(self) -> float:
+        """Seconds to sleep: until the next alert falls due, at most one poll, and never so
+        little that a row another replica holds locked makes this loop spin."""
+        poll = self.policy.idle_poll_seconds
+        try:
+            due = await self._read(outbox.next_due_at)
+        except Exception:  # the next pass reports a database that is down
+            return poll
+        if due is None:
+            return poll
+        return min(poll, max(MIN_IDLE_SECONDS, (due - self.clock.now()).total_seconds()))
 
     async def _hand_back(self) -> None:
         """Give every claim back now rather than when its lease runs out: another process
