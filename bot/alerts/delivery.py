@@ -200,7 +200,7 @@ class DeliveryWorker:
         little that a row another replica holds locked makes this loop spin."""
         poll = self.policy.idle_poll_seconds
         try:
-            due = await self._read(outbox.next_due_at)
+            due: datetime | None = await self._read(outbox.next_due_at)
         except Exception:  # the next pass reports a database that is down
             return poll
         if due is None:
