@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from storage.db import is_postgresql
 from storage.events import EventView, event_views
-from storage.models import Alert, App, FeedbackEvent
-from storage.states import AlertStatus
+from storage.models import Alert, App, FeedbackEvent, SlackDeletion
+from storage.states import AlertStatus, DeletionStatus
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,21 @@ def claim_due_alerts(
 
 
 def next_due_at(session: Session) -> datetime | None:
-    """When the earliest alert not yet claimable falls due: a retry or a deferral waiting for
-    its time, or a claim whose lease runs out. None: nothing is waiting."""
-    retry = session.scalar(
-        select(func.min(Alert.next_attempt_at)).where(Alert.status == AlertStatus.PENDING)
-    )
-    lease = session.scalar(
-        select(func.min(Alert.claimed_until)).where(Alert.status == AlertStatus.SENDING)
-    )
-    return min((at for at in (retry, lease) if at is not None), default=None)
+    """When the delivery worker's next piece of work falls due, of the alerts and the Slack
+    deletions not claimable yet: a retry or a deferral waiting for its time, or a claim whose
+    lease runs out. None: nothing is waiting."""
+    times = []
+    for row, pending, sending in (
+        (Alert, AlertStatus.PENDING, AlertStatus.SENDING),
+        (SlackDeletion, DeletionStatus.PENDING, DeletionStatus.SENDING),
+    ):
+        times.append(
+            session.scalar(select(func.min(row.next_attempt_at)).where(row.status == pending))
+        )
+        times.append(
+            session.scalar(select(func.min(row.claimed_until)).where(row.status == sending))
+        )
+    return min((at for at in times if at is not None), default=None)
 
 
 def _owned(alert_id: int, worker: str) -> ColumnElement[bool]:

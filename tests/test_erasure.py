@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -10,12 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.alerts.delivery import DeliveryWorker
+from bot.alerts.delivery import DeliveryPolicy, DeliveryWorker
 from bot.config import Grouping, Retention
 from bot.retention import RetentionJob
 from bot.settings import Settings
 from storage.alerts import claim_due_alerts
-from storage.erasure import erase_in_batches, of_user
+from storage.erasure import erase, erase_in_batches, of_user
 from storage.events import NewEvent, store_events
 from storage.models import DataDeletion, FeedbackEvent, SlackDeletion
 from storage.states import DeletionReason, DeletionStatus
@@ -27,7 +28,7 @@ from tests.support.fake_slack import FakeSlack
 from tests.support.processes import downvote_env
 from tests.support.prompts import distinct_prompt
 from tests.support.signing import utc_now
-from tests.test_delivery import deliver_all
+from tests.test_delivery import deliver_all, poll
 
 LONG = "The whole contract, pasted by the user. " * 1500  # needs thread parts
 ALERT, PART, NOTE = "downvote_alert", "downvote_alert_part", "downvote_alert_note"
@@ -144,6 +145,34 @@ async def test_deletions_survive_a_slack_outage_and_a_crash(
         clock.advance(15 * 60)  # past every retry and the dead process's lease
         await drain(make_worker(sessions, slack, clock=clock, name="successor"), sessions)
         assert slack.messages() == []
+
+
+async def test_a_dead_processs_deletion_is_taken_over_when_its_lease_ends_not_at_the_next_poll(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A deletion claimed by a process that died is taken over as soon as its lease (here a
+    second) runs out, not at the next idle poll (here ten minutes, so only the lease can wake)."""
+    send(
+        sessions,
+        registered_app,
+        FakeClock(utc_now()),
+        {"external_id": "e", "user_id": "u_9", "prompt": "p"},
+    )
+    with FakeSlack() as slack:
+        await drain(make_worker(sessions, slack), sessions)
+        with sessions.begin() as session:
+            erase(session, of_user("u_9"), now=utc_now(), reason=DeletionReason.FORGET, actor="t")
+            session.execute(
+                update(SlackDeletion)
+                .values(status=DeletionStatus.SENDING, claimed_by="crashed", attempts=1,
+                        claimed_until=utc_now() + timedelta(seconds=1))
+            )  # fmt: skip
+        policy = DeliveryPolicy(idle_poll_seconds=600)
+        stop = asyncio.Event()
+        running = asyncio.create_task(make_worker(sessions, slack, policy=policy).run(stop))
+        await poll(lambda: slack.messages() == [], "the message deleted by the successor")
+        stop.set()
+        await running
 
 
 async def test_an_event_erased_while_its_alert_is_posted_is_taken_back(
