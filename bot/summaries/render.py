@@ -12,7 +12,6 @@ from bot.config import Criterion, ShareCriterion
 from bot.slack.blocks import Block, context, divider, header, section
 from bot.slack.limits import SECTION_TEXT, slack_len, spill, truncate
 from bot.slack.mrkdwn import duration, escape, message_link, one_line
-from bot.summaries.chart import trend_chart_png
 from bot.summaries.formatting import (
     EN_DASH,
     ICONS,
@@ -380,6 +379,9 @@ def weekly_digest_chart(digest: WeeklyDigest) -> bytes:
         for trend in charted
     }
     units = {t.criterion.name: unit_of(t.criterion).strip() for t in charted}
+    # Imported here: matplotlib is a third of the service's start-up, for a weekly picture.
+    from bot.summaries.chart import trend_chart_png
+
     return trend_chart_png(series, targets, percent=percent, bands=bands, units=units)
 
 
