@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.db import is_postgresql
+from storage import leases
 from storage.events import EventView, event_views
-from storage.models import Alert, App, FeedbackEvent, SlackDeletion
-from storage.states import AlertStatus, DeletionStatus
+from storage.models import Alert, App, FeedbackEvent
+from storage.states import AlertStatus
 
 
 @dataclass(frozen=True)
@@ -39,57 +39,25 @@ def claim_due_alerts(
     session: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[ClaimedAlert]:
     """Take up to `limit` due alerts; replicas never share one (SKIP LOCKED, or SQLite's lock)."""
-    due = or_(
-        and_(Alert.status == AlertStatus.PENDING, Alert.next_attempt_at <= now),
-        and_(Alert.status == AlertStatus.SENDING, Alert.claimed_until < now),
-    )
-    query = select(Alert).where(due).order_by(Alert.next_attempt_at, Alert.id).limit(limit)
-    if is_postgresql(session):
-        query = query.with_for_update(skip_locked=True)
-    alerts = list(session.scalars(query))
-    events = event_views(session, [alert.event_id for alert in alerts])
-    claimed: list[ClaimedAlert] = []
-    for alert in alerts:
-        reconcile = alert.status == AlertStatus.SENDING
-        alert.status, alert.claimed_by, alert.claimed_until = (
-            AlertStatus.SENDING,
-            worker,
-            now + lease,
+    claimed = leases.claim_due(
+        session, Alert, worker=worker, now=now, lease=lease, limit=limit,
+        order_by=(Alert.next_attempt_at, Alert.id),
+    )  # fmt: skip
+    events = event_views(session, [alert.event_id for alert, _ in claimed])
+    return [
+        ClaimedAlert(
+            id=alert.id,
+            event=events[alert.event_id],
+            channel=alert.channel,
+            attempts=alert.attempts,
+            slack_channel_id=alert.slack_channel_id,
+            slack_ts=alert.slack_ts,
+            replies_posted=alert.replies_posted,
+            reconcile=taken_over,
+            created_at=alert.created_at,
         )
-        alert.attempts += 1
-        claimed.append(
-            ClaimedAlert(
-                id=alert.id,
-                event=events[alert.event_id],
-                channel=alert.channel,
-                attempts=alert.attempts,
-                slack_channel_id=alert.slack_channel_id,
-                slack_ts=alert.slack_ts,
-                replies_posted=alert.replies_posted,
-                reconcile=reconcile,
-                created_at=alert.created_at,
-            )
-        )
-    session.flush()
-    return claimed
-
-
-def next_due_at(session: Session) -> datetime | None:
-    """When the delivery worker's next piece of work falls due, of the alerts and the Slack
-    deletions not claimable yet: a retry or a deferral waiting for its time, or a claim whose
-    lease runs out. None: nothing is waiting."""
-    times = []
-    for row, pending, sending in (
-        (Alert, AlertStatus.PENDING, AlertStatus.SENDING),
-        (SlackDeletion, DeletionStatus.PENDING, DeletionStatus.SENDING),
-    ):
-        times.append(
-            session.scalar(select(func.min(row.next_attempt_at)).where(row.status == pending))
-        )
-        times.append(
-            session.scalar(select(func.min(row.claimed_until)).where(row.status == sending))
-        )
-    return min((at for at in times if at is not None), default=None)
+        for alert, taken_over in claimed
+    ]
 
 
 def _owned(alert_id: int, worker: str) -> ColumnElement[bool]:

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage import leases
 from storage.db import insert_ignoring_conflicts, is_postgresql
 from storage.models import Alert, DataDeletion, FeedbackEvent, SlackDeletion
 from storage.states import DeletionReason, DeletionStatus
@@ -137,24 +138,14 @@ def claim_due_deletions(
     session: Session, *, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[ClaimedDeletion]:
     """Take up to `limit` due deletions; replicas never share one (as with alerts)."""
-    due = or_(
-        and_(SlackDeletion.status == DeletionStatus.PENDING, SlackDeletion.next_attempt_at <= now),
-        and_(SlackDeletion.status == DeletionStatus.SENDING, SlackDeletion.claimed_until < now),
-    )
-    query = select(SlackDeletion).where(due).order_by(SlackDeletion.id).limit(limit)
-    if is_postgresql(session):
-        query = query.with_for_update(skip_locked=True)
-    claimed = []
-    for row in session.scalars(query):
-        row.status, row.claimed_by, row.claimed_until = DeletionStatus.SENDING, worker, now + lease
-        row.attempts += 1
-        claimed.append(
-            ClaimedDeletion(
-                row.id, row.event_id, row.channel_id, row.ts, row.thread_ts, row.attempts
-            )
-        )
-    session.flush()
-    return claimed
+    claimed = leases.claim_due(
+        session, SlackDeletion, worker=worker, now=now, lease=lease, limit=limit,
+        order_by=(SlackDeletion.id,),
+    )  # fmt: skip
+    return [
+        ClaimedDeletion(row.id, row.event_id, row.channel_id, row.ts, row.thread_ts, row.attempts)
+        for row, _ in claimed
+    ]
 
 
 def _owned(deletion_id: int, worker: str) -> ColumnElement[bool]:

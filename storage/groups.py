@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Table, bindparam, func, insert, null, select, text, update
 from sqlalchemy.orm import Session
 
+from storage import leases
 from storage.db import POSTGRESQL, SQLITE, backend_of, is_postgresql
 from storage.models import (
     Alert,
@@ -289,30 +290,15 @@ def record_group_message(
 def mark_for_refresh(session: Session, group_id: int, *, now: datetime, every: timedelta) -> None:
     """Ask for the group's message to show its new size, at most once every `every`."""
     group = session.get(DownvoteGroup, group_id)
-    if group is None or group.refresh_due_at is not None:
-        return
-    group.refresh_due_at = max(now, group.refreshed_at + every) if group.refreshed_at else now
+    if group is not None:
+        leases.schedule_refresh(group, now=now, every=every)
 
 
 def claim_refreshes(session: Session, *, now: datetime) -> list[int]:
     """Group messages due for an update (the head's event ids); each claimed by one process."""
-    due = list(
-        session.execute(
-            select(DownvoteGroup.id, DownvoteGroup.head_event_id).where(
-                DownvoteGroup.refresh_due_at <= now, DownvoteGroup.slack_ts.is_not(None)
-            )
-        )
-    )
-    claimed = []
-    for group_id, head_event_id in due:
-        taken = session.execute(
-            update(DownvoteGroup)
-            .where(DownvoteGroup.id == group_id, DownvoteGroup.refresh_due_at <= now)
-            .values(refresh_due_at=None, refreshed_at=now)
-        )
-        if taken.rowcount:  # type: ignore[attr-defined]
-            claimed.append(head_event_id)
-    return claimed
+    claimed = leases.claim_due_refreshes(session, DownvoteGroup, now=now)
+    heads = select(DownvoteGroup.head_event_id).where(DownvoteGroup.id.in_(claimed))
+    return list(session.scalars(heads.order_by(DownvoteGroup.id)))
 
 
 def group_event_ids(session: Session, event_id: int) -> list[int]:

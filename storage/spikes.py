@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from storage import leases
 from storage.db import insert_if_new
 from storage.events import prompt_text
 from storage.models import App, DownvoteGroup, FeedbackEvent, GroupMember, Spike
@@ -151,9 +152,8 @@ def record_message(session: Session, spike_id: int, *, channel_id: str, ts: str)
 def mark_for_refresh(session: Session, spike_id: int, *, now: datetime, every: timedelta) -> None:
     """Ask for the spike's message to be updated, at most once every `every`."""
     spike = session.get(Spike, spike_id)
-    if spike is None or spike.refresh_due_at is not None:
-        return
-    spike.refresh_due_at = max(now, spike.refreshed_at + every) if spike.refreshed_at else now
+    if spike is not None:
+        leases.schedule_refresh(spike, now=now, every=every)
 
 
 def tick(session: Session, *, now: datetime, rules: SpikeRules, every: timedelta) -> list[int]:
@@ -172,19 +172,7 @@ def tick(session: Session, *, now: datetime, rules: SpikeRules, every: timedelta
             spike.ended_at = now
             spike.refresh_due_at = now  # the end is shown at once
     session.flush()
-    due = session.scalars(
-        select(Spike.id).where(Spike.refresh_due_at <= now, Spike.slack_ts.is_not(None))
-    ).all()
-    claimed = []
-    for spike_id in due:
-        taken = session.execute(
-            update(Spike)
-            .where(Spike.id == spike_id, Spike.refresh_due_at <= now)
-            .values(refresh_due_at=None, refreshed_at=now)
-        )
-        if taken.rowcount:  # type: ignore[attr-defined]
-            claimed.append(spike_id)
-    return claimed
+    return leases.claim_due_refreshes(session, Spike, now=now)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from bot.config import Grouping, SpikeLimits
 from bot.slack.channels import Channels
 from bot.slack.pacing import ChannelPacer
 from storage import alerts as outbox
-from storage import erasure, groups, triage
+from storage import erasure, groups, leases, triage
 from storage.alerts import ClaimedAlert
 from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import read_in_thread, transact_in_thread
@@ -200,7 +200,7 @@ class DeliveryWorker:
         little that a row another replica holds locked makes this loop spin."""
         poll = self.policy.idle_poll_seconds
         try:
-            due: datetime | None = await self._read(outbox.next_due_at)
+            due: datetime | None = await self._read(leases.next_due_at)
         except Exception:  # the next pass reports a database that is down
             return poll
         if due is None:

@@ -51,17 +51,10 @@ def alert_message(
 ) -> AlertMessage:
     """Build the alert (parent blocks, thread replies, metadata) for one downvote, or for the
     group it heads ("seen N times", back after being resolved, suggested categories)."""
-    fields = text_fields(event, redactor)
     head = _head_blocks(event, redactor)
     trace = _trace_blocks(event)
     content_budget = BLOCKS_TEXT_BUDGET - CONTROLS_RESERVE - blocks_text_size([*head, *trace])
-    budgets = allocate([field_need(field) for field in fields], content_budget)
-    sections: list[Block] = []
-    replies: list[str] = []
-    for field, budget in zip(fields, budgets, strict=True):
-        parent_text, field_replies = render_field(field, parent_budget=budget)
-        sections.append(section(parent_text, block_id=field.block_id.value))
-        replies.extend(field_replies)
+    sections, replies = _field_sections(event, redactor, content_budget)
     return AlertMessage(
         text=_fallback_text(event, redactor),
         blocks=[
@@ -89,12 +82,27 @@ def alert_metadata(event: EventView) -> dict[str, Any]:
 def member_message(event: EventView, *, redactor: Redactor) -> AlertMessage:
     """A later member of a group, posted into the group's thread: its own comment, prompt and
     response (the whole text, the rest in further replies), without the triage controls."""
-    fields = text_fields(event, redactor)
     head = [
         section("*Another downvote like this one*", verbatim=True),
         context(_meta_elements(event, redactor)),
     ]
-    budget = BLOCKS_TEXT_BUDGET - blocks_text_size(head)
+    sections, replies = _field_sections(
+        event, redactor, BLOCKS_TEXT_BUDGET - blocks_text_size(head)
+    )
+    return AlertMessage(
+        text=_fallback_text(event, redactor),
+        blocks=[*head, *sections],
+        replies=replies,
+        metadata=alert_metadata(event),
+    )
+
+
+def _field_sections(
+    event: EventView, redactor: Redactor, budget: int
+) -> tuple[list[Block], list[str]]:
+    """The comment, prompt and response as sections sharing `budget` characters; what does
+    not fit goes, whole, into thread replies."""
+    fields = text_fields(event, redactor)
     budgets = allocate([field_need(field) for field in fields], budget)
     sections: list[Block] = []
     replies: list[str] = []
@@ -102,12 +110,7 @@ def member_message(event: EventView, *, redactor: Redactor) -> AlertMessage:
         parent_text, field_replies = render_field(field, parent_budget=part_budget)
         sections.append(section(parent_text, block_id=field.block_id.value))
         replies.extend(field_replies)
-    return AlertMessage(
-        text=_fallback_text(event, redactor),
-        blocks=[*head, *sections],
-        replies=replies,
-        metadata=alert_metadata(event),
-    )
+    return sections, replies
 
 
 def reply_metadata(event_id: int, part: int) -> dict[str, Any]:
