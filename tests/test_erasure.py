@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
@@ -15,6 +16,7 @@ from bot.alerts.delivery import DeliveryPolicy, DeliveryWorker
 from bot.config import Grouping, Retention
 from bot.retention import RetentionJob
 from bot.settings import Settings
+from bot.summaries.schedule import RETENTION_JOB, make_scheduler
 from storage.alerts import claim_due_alerts
 from storage.erasure import erase, erase_in_batches, of_user
 from storage.events import NewEvent, store_events
@@ -29,6 +31,7 @@ from tests.support.processes import downvote_env
 from tests.support.prompts import distinct_prompt
 from tests.support.signing import utc_now
 from tests.test_delivery import deliver_all, poll
+from tests.test_summaries import poster
 
 LONG = "The whole contract, pasted by the user. " * 1500  # needs thread parts
 ALERT, PART, NOTE = "downvote_alert", "downvote_alert_part", "downvote_alert_note"
@@ -100,6 +103,8 @@ async def test_forget_deletes_a_users_events_and_every_slack_message_of_their_do
         assert ran.returncode == 0, ran.stderr
         assert "deleted 3 events (2 with an alert in Slack) of user 'u_9'" in ran.stdout
         assert user_ids(sessions) == ["u_7", "u_7"]
+        exported = run_cli(downvote_env(database_url), "export", "--rating", "any")
+        assert [json.loads(line)["user_id"] for line in exported.stdout.splitlines()] == ["u_7"] * 2
 
         clock.set(utc_now())  # to when the CLI queued the deletions
         await drain(worker, sessions)
@@ -253,13 +258,37 @@ async def test_the_retention_job_deletes_what_is_past_retention(
     send(sessions, registered_app, clock,
          {"external_id": "old", "prompt": "p", "occurred_at": clock.now() - 91 * day},
          {"external_id": "kept", "prompt": "p", "occurred_at": clock.now() - 89 * day})  # fmt: skip
+    send(sessions, registered_app, clock,
+         *({"external_id": f"old-{n}", "prompt": "p", "occurred_at": clock.now() - 100 * day}
+           for n in range(1200)))  # fmt: skip
     assert (await RetentionJob(sessions, Retention(), clock).run()).events == 0  # default: keep
     erased = await RetentionJob(sessions, Retention(days=90), clock).run()
-    assert erased.events == 1
+    assert erased.events == 1201
     with sessions() as session:
         assert list(session.scalars(select(FeedbackEvent.external_id))) == ["kept"]
-        assert session.scalar(select(DataDeletion.actor)) == "retention"
+        # In several short transactions, each recorded: no write lock held for the whole purge.
+        batches = session.execute(select(DataDeletion.actor, DataDeletion.events)).all()
+        assert len(batches) > 1 and {actor for actor, _ in batches} == {"retention"}
+        assert sum(events for _, events in batches) == 1201
         assert session.scalar(select(func.count()).select_from(SlackDeletion)) == 0  # opt-in
+
+
+def test_the_retention_job_runs_nightly_before_the_morning_summary(
+    sessions: sessionmaker[Session],
+) -> None:
+    """At 03:15 in the summaries' time zone, as the README says, whatever the clocks do."""
+    summaries = poster(sessions, None, utc_now())
+    tz = summaries.tz
+    assert tz == ZoneInfo("Europe/Berlin")
+    job = RetentionJob(sessions, Retention(days=90), FakeClock(utc_now()))
+    scheduler = make_scheduler(summaries, summaries.config.schedule, tz, retention=job.run)
+    trigger = scheduler.get_job(RETENTION_JOB).trigger
+    night = datetime(2026, 10, 23, 12, tzinfo=tz)  # the clocks go back in the second night
+    fires = [trigger.get_next_fire_time(None, night)]
+    fires.append(trigger.get_next_fire_time(fires[0], fires[0] + timedelta(seconds=1)))
+    assert [(f.hour, f.minute, f.tzinfo) for f in fires] == [(3, 15, tz)] * 2
+    assert fires[0].astimezone(UTC) == datetime(2026, 10, 24, 1, 15, tzinfo=UTC)  # CEST
+    assert fires[1].astimezone(UTC) == datetime(2026, 10, 25, 2, 15, tzinfo=UTC)  # CET
 
 
 def test_forget_asks_first_and_explains_mistakes(
