@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,14 +13,17 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage import triage
 from storage.models import Alert, DownvoteGroup
 from tests.support.alerting import alert_statuses
 from tests.support.databases import RegisteredApp
-from tests.support.fake_slack import FakeSlack
+from tests.support.fake_slack import DEFAULT_APP_TOKEN, FakeSlack
+from tests.support.fake_slack.socket_mode import SocketModeServer
 from tests.support.polling import wait_until
 from tests.support.processes import ROOT, downvote_env, run_cli, serving
 from tests.support.prompts import distinct_prompt
 from tests.support.signing import signed
+from tests.support.slack_payloads import block_action, categories_pick, slash_command
 
 pytestmark = pytest.mark.slow  # real `downvote serve` processes: signals, crashes, replicas
 
@@ -240,3 +244,36 @@ def test_sigterm_while_slack_holds_a_post_hands_it_to_another_process_at_once(
             assert second.terminate() == 0
         assert len(parents(slack)) == 1
         assert slack.calls_to("conversations.history")  # it looked before posting again
+
+
+def test_serve_with_an_app_token_answers_over_socket_mode(
+    database_url: str, registered_app: RegisteredApp, sessions: sessionmaker[Session]
+) -> None:
+    """A real `serve` process connects over Socket Mode: a category picked and `/downvote` sent
+    over the socket are acked within Slack's 3 s, and the category is stored."""
+    with FakeSlack() as slack, SocketModeServer() as socket:
+        socket.attach(slack)
+        env = slack_env(database_url, slack, SLACK_APP_TOKEN=DEFAULT_APP_TOKEN)
+        with serving(env) as server:
+            socket.wait_for_connections(1)
+            body, headers = signed(
+                registered_app.secret, {"prompt": "Who wrote Hamlet?", "response": "Marlowe",
+                                        "rating": "down"},
+            )  # fmt: skip
+            response = httpx.post(f"{server.url}/v1/feedback", content=body, headers=headers)
+            assert response.status_code == 202
+            [alert] = slack.wait_for(lambda: parents(slack), description="the alert")
+            form = block_action(
+                alert, categories_pick(alert, ["hallucination"]), user="U0ALICE",
+                response_url=slack.response_url(str(alert["channel"]), str(alert["ts"])),
+            )  # fmt: skip
+            socket.wait_for_ack(socket.send("interactive", json.loads(form["payload"])))
+            event_id = int(alert["metadata"]["event_payload"]["event_id"])  # type: ignore[index]
+            with sessions() as session:
+                assert triage.snapshot(session, event_id).categories == ("hallucination",)
+            ack = socket.wait_for_ack(
+                socket.send("slash_commands", slash_command("", user="U0ALICE"))
+            )
+            assert "*1* downvote today" in ack["payload"]["text"]
+            assert server.terminate() == 0
+        assert socket.unacked == [] and socket.late_acks == []
