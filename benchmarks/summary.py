@@ -334,8 +334,9 @@ class Bare:
             self.share(met, where, bounds)
             if broken_down[[0, 2, 3][index]]:
                 self.share_groups(met, where, start, end)
-        last = [self.p95(a, b) for a, b in pairwise(bounds)][-1]
-        overall = self.p95(bounds[0], bounds[-1]) if whole else last
+        days = [self.p95(a, b) for a, b in pairwise(bounds)]
+        n = sum(day[1] for day in days if day)  # the week's count: the days' counts added up
+        overall = self.p95(bounds[0], bounds[-1], n=n) if whole else days[-1]
         if broken_down[1]:
             self.p95_groups(start, end, overall)
 

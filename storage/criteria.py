@@ -332,12 +332,14 @@ def compute_criterion_series(
 
     A query per period rather than one bucketed query: each uses the occurred_at index for its
     own range, and SQLite spends more evaluating a per-row CASE than scanning a range twice.
-    A share over the whole span adds up the periods' counts; a percentile needs its own query.
+    A share over the whole span adds up the periods' counts; a percentile adds up their sizes
+    and reads its own values.
     """
     _check_bounds(bounds)
     if isinstance(spec, PercentileSpec):
         periods = [compute_criterion(session, spec, a, b) for a, b in pairwise(bounds)]
-        return CriterionSeries(periods, compute_criterion(session, spec, bounds[0], bounds[-1]))
+        n = sum(period.sample for period in periods)
+        return CriterionSeries(periods, _percentile(session, spec, bounds[0], bounds[-1], n=n))
     counts = [_share_counts(session, spec, a, b) for a, b in pairwise(bounds)]
     whole = share_result(sum(n for n, _ in counts), sum(met for _, met in counts))
     return CriterionSeries([share_result(*c) for c in counts], whole)
