@@ -101,8 +101,9 @@ class FeedbackEvent(Base):
     __tablename__ = "feedback_events"
     __table_args__ = (
         UniqueConstraint("app_id", "external_id", name="uq_feedback_events_app_external_id"),
-        # Criteria scan a period's events on occurred_at and read these columns (and `metrics`
-        # for a metric): from the index alone on SQLite, and on PostgreSQL once vacuumed.
+        # Criteria and summary counts scan a period's events on occurred_at and read only these
+        # columns (and `metrics` for a metric), so they read the index alone: on SQLite, where
+        # every index holds the id, and on PostgreSQL for the pages VACUUM has marked visible.
         Index(
             "ix_feedback_events_occurred_at_covering",
             "occurred_at",
@@ -112,6 +113,7 @@ class FeedbackEvent(Base):
             "rating",
             "latency_ms",
             "confidence",
+            postgresql_include=["id"],  # what triage and categories are looked up by
         ),
         Index("ix_feedback_events_app_id_id", "app_id", "id"),
         # Criteria and summaries scan downvotes (or all rated events) of a period.

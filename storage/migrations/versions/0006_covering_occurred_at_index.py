@@ -21,7 +21,12 @@ COVERING = ["occurred_at", "app_id", "model", "feature", "rating", "latency_ms",
 
 
 def upgrade() -> None:
-    op.create_index("ix_feedback_events_occurred_at_covering", "feedback_events", COVERING)
+    op.create_index(
+        "ix_feedback_events_occurred_at_covering",
+        "feedback_events",
+        COVERING,
+        postgresql_include=["id"],  # SQLite's indexes all hold the id
+    )
     op.drop_index("ix_feedback_events_occurred_at", table_name="feedback_events")
 
 
