@@ -362,7 +362,7 @@ class Bare:
     def counts(self, start: datetime, end: datetime) -> None:
         self.run(
             "SELECT count(*), count(CASE WHEN e.rating = 'down' THEN 1 END), "
-            f"count(CASE WHEN e.rating = 'down' AND {self.TRIAGED} THEN 1 END) "
+            f"count(CASE WHEN e.rating = 'down' THEN CASE WHEN {self.TRIAGED} THEN 1 END END) "
             "FROM feedback_events e WHERE e.occurred_at >= ? AND e.occurred_at < ?",
             [start, end],
         )

@@ -24,7 +24,6 @@ from sqlalchemy import (
     Float,
     Integer,
     Select,
-    and_,
     bindparam,
     case,
     cast,
@@ -535,11 +534,13 @@ def _downvoted_between(start: datetime, end: datetime) -> list[ColumnElement[boo
 def downvote_counts(session: Session, start: datetime, end: datetime) -> DownvoteCounts:
     """Events, downvotes, and downvotes already triaged, in [start, end)."""
     is_down = FeedbackEvent.rating == Rating.DOWN
+    # Nested, not AND: PostgreSQL goes on to the lookups when the rating is NULL (NULL AND false
+    # is false), so "is_down AND triaged" looked up every unrated event too.
     row = session.execute(
         select(
             func.count(),
             func.count(case((is_down, 1))),
-            func.count(case((and_(is_down, triaged()), 1))),
+            func.count(case((is_down, case((triaged(), 1))))),
         ).where(FeedbackEvent.occurred_at >= start, FeedbackEvent.occurred_at < end)
     ).one()
     return DownvoteCounts(events=row[0], downvotes=row[1], triaged=row[2])
