@@ -204,7 +204,7 @@ def _rest_beyond_query(
     """For each i: the values outside group :group_i of `dimensions[i]` at or beyond :edge_i
     (at or below it when higher is better), all counted in one scan."""
     value, where = _values(spec, dialect, None)
-    counts = []
+    counts: list[Any] = []
     for index, by in enumerate(dimensions):
         edge = bindparam(f"edge_{index}", type_=Float)
         beyond = value <= edge if higher_is_better else value >= edge
