@@ -292,16 +292,23 @@ class Bare:
             [start, end],
         )
 
-    def p95_groups(self, start: datetime, end: datetime, overall: tuple[Any, ...] | None) -> None:
-        """Counts per (model, feature) in one scan; per model and per feature, the top five's
-        p95 intervals; then, in one scan, for those on the worse side of the overall value, how
-        many of the rest's latencies are at or above the group's interval low (ours compares
-        that with the rest's rank interval)."""
-        pairs = self.run(
-            "SELECT coalesce(e.model, ''), coalesce(e.feature, ''), count(*) "
-            f"FROM feedback_events e WHERE {self.P95_WHERE} GROUP BY 1, 2",
-            [start, end],
-        )
+    def p95_groups(
+        self,
+        start: datetime,
+        end: datetime,
+        overall: tuple[Any, ...] | None,
+        pairs: Sequence[tuple[str, str, int]] | None = None,
+    ) -> None:
+        """Counts per (model, feature) in one scan (unless given); per model and per feature, the
+        top five's p95 intervals; then, in one scan, for those on the worse side of the overall
+        value, how many of the rest's latencies are at or above the group's interval low (ours
+        compares that with the rest's rank interval)."""
+        if pairs is None:
+            pairs = self.run(
+                "SELECT coalesce(e.model, ''), coalesce(e.feature, ''), count(*) "
+                f"FROM feedback_events e WHERE {self.P95_WHERE} GROUP BY 1, 2",
+                [start, end],
+            )
         total = sum(n for _, _, n in pairs)
         beyond: list[tuple[str, list[Any]]] = []
         for index, column in enumerate(("model", "feature")):
@@ -396,9 +403,40 @@ class Bare:
         self.top_categories(period.start, period.end)
         self.untriaged(period.end)
 
+    def week_of_criteria(self, bounds: Sequence[datetime]) -> None:
+        """The four criteria over a week, as ours: one GROUP BY (day, model, feature) counting
+        them all; each share's days, week and groups are sums of its rows; the p95 reads its
+        ranks for each day, the week and the top groups with the counts known."""
+        day = " ".join(f"WHEN e.occurred_at < ? THEN {i}" for i in range(len(bounds) - 2))
+        counted = [where.removeprefix(" AND ") for _, where in self.shares()]
+        columns = [
+            f"count(CASE WHEN {c} THEN 1 END), count(CASE WHEN {c} THEN CASE WHEN {met} THEN 1 END "
+            "END)"
+            for (met, _), c in zip(self.shares(), counted, strict=True)
+        ]
+        counted.append("e.latency_ms IS NOT NULL")
+        rows = self.run(
+            f"SELECT CASE {day} ELSE {len(bounds) - 2} END, coalesce(e.model, ''), "
+            f"coalesce(e.feature, ''), {', '.join(columns)}, "
+            "count(CASE WHEN e.latency_ms IS NOT NULL THEN 1 END) FROM feedback_events e "
+            f"WHERE e.occurred_at >= ? AND e.occurred_at < ? AND ({' OR '.join(counted)}) "
+            "GROUP BY 1, 2, 3",
+            [*bounds[1:-1], bounds[0], bounds[-1]],
+        )
+        per_day = [0] * (len(bounds) - 1)
+        pairs: dict[tuple[str, str], int] = {}
+        for row in rows:
+            per_day[row[0]] += row[-1]
+            pairs[row[1], row[2]] = pairs.get((row[1], row[2]), 0) + row[-1]
+        for (start, end), n in zip(pairwise(bounds), per_day, strict=True):
+            self.p95(start, end, n=n)
+        overall = self.p95(bounds[0], bounds[-1], n=sum(per_day))
+        counted_pairs = [(model, feature, n) for (model, feature), n in pairs.items() if n]
+        self.p95_groups(bounds[0], bounds[-1], overall, counted_pairs)
+
     def weekly(self, period: Period) -> None:
         previous = period.previous()
-        self.criteria(period.day_bounds(), whole=True, broken_down=[True] * 4)
+        self.week_of_criteria(period.day_bounds())
         for met, where in self.shares():  # last week's value, for the change
             self.share(met, where, [previous.start, previous.end])
         self.p95(previous.start, previous.end)

@@ -21,6 +21,7 @@ from sqlalchemy import Float, Select, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from storage.criteria import (
+    CriterionCounts,
     CriterionResult,
     CriterionSpec,
     Dimension,
@@ -85,21 +86,28 @@ def breakdowns(
     limit: int,
     higher_is_better: bool,
     overall: CriterionResult | None = None,
+    counts: CriterionCounts | None = None,
 ) -> dict[Dimension, list[GroupResult]]:
     """`breakdown` along several dimensions, counted in one GROUP BY over all of them (one scan
     of the range instead of one per dimension; the rows are combinations, a few dozen).
 
     `overall`: the criterion over the same range, when the caller has it (saves a percentile).
+    `counts`: its counts per group along `dimensions` over the same range, from
+    `count_criteria`, when the caller counted several criteria at once (saves the GROUP BY).
     """
-    query = _group_counts_query(spec, backend_of(session), dimensions)
-    rows = list(session.execute(query, {"start": start, "end": end}))
-    counts = {by: _per_group(rows, index) for index, by in enumerate(dimensions)}
+    if counts is None:
+        query = _group_counts_query(spec, backend_of(session), dimensions)
+        found = session.execute(query, {"start": start, "end": end})
+        rows = [(tuple(row[: len(dimensions)]), row.n, getattr(row, "met", 0)) for row in found]
+    else:
+        rows = counts.groups
+    per_group = {by: _per_group(rows, index) for index, by in enumerate(dimensions)}
     if isinstance(spec, ShareSpec):
         return {
             by: _share_groups(by_counts[:limit], by_counts, higher_is_better)
-            for by, by_counts in counts.items()
+            for by, by_counts in per_group.items()
         }
-    total = sum(row.n for row in rows)
+    total = sum(n for _, n, _ in rows)
     if overall is None and total:
         overall = _percentile(session, spec, start, end, n=total)
     groups = {
@@ -107,7 +115,7 @@ def breakdowns(
             (row.name, _percentile(session, spec, start, end, Scope(by, row.name), n=row.n))
             for row in by_counts[:limit]
         ]
-        for by, by_counts in counts.items()
+        for by, by_counts in per_group.items()
     }
     candidates = [
         (by, name, result)
@@ -122,13 +130,13 @@ def breakdowns(
     }
 
 
-def _per_group(rows: list[Any], index: int) -> list[_Counts]:
+def _per_group(rows: list[tuple[tuple[str, ...], int, int]], index: int) -> list[_Counts]:
     """Counts per value of the index-th key, busiest first, ties by name."""
     totals: dict[str, list[int]] = {}
-    for row in rows:
-        total = totals.setdefault(row[index], [0, 0])
-        total[0] += row.n
-        total[1] += getattr(row, "met", 0)
+    for keys, n, met in rows:
+        total = totals.setdefault(keys[index], [0, 0])
+        total[0] += n
+        total[1] += met
     ordered = sorted(totals.items(), key=lambda item: (-item[1][0], item[0]))
     return [_Counts(name, n, met) for name, (n, met) in ordered]
 
