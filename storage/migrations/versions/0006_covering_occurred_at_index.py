@@ -1,4 +1,4 @@
-"""the occurred_at index covers the columns criteria read
+"""an occurred_at index that covers the columns criteria read
 
 Revision ID: 0006
 Revises: 0005
@@ -15,8 +15,7 @@ down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Replaces ix_feedback_events_occurred_at (its first column), so an event still costs one entry
-# in an index on occurred_at, only a wider one; see FeedbackEvent in storage/models.py.
+# Beside ix_feedback_events_occurred_at, not instead of it; see FeedbackEvent in storage/models.py.
 COVERING = ["occurred_at", "app_id", "model", "feature", "rating", "latency_ms", "confidence"]
 
 
@@ -27,9 +26,7 @@ def upgrade() -> None:
         COVERING,
         postgresql_include=["id"],  # SQLite's indexes all hold the id
     )
-    op.drop_index("ix_feedback_events_occurred_at", table_name="feedback_events")
 
 
 def downgrade() -> None:
-    op.create_index("ix_feedback_events_occurred_at", "feedback_events", ["occurred_at"])
     op.drop_index("ix_feedback_events_occurred_at_covering", table_name="feedback_events")
