@@ -122,23 +122,22 @@ CriterionSpec = ShareSpec | PercentileSpec
 
 
 Dimension = Literal["model", "feature", "app"]
-ScopeKey = tuple[Dimension, bool]
+ScopeKey = Dimension
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Only the events of one model (feature, app), or (`inside=False`) all the others.
+    """Only the events of one model (feature, app).
 
     Events without a model (feature) form the group named "".
     """
 
     by: Dimension
     name: str
-    inside: bool = True
 
     @property
     def key(self) -> ScopeKey:
-        return (self.by, self.inside)
+        return self.by
 
 
 def group_key(by: Dimension) -> ColumnElement[str]:
@@ -150,11 +149,7 @@ def group_key(by: Dimension) -> ColumnElement[str]:
 
 
 def _scope_clauses(scope: ScopeKey | None) -> list[ColumnElement[bool]]:
-    if scope is None:
-        return []
-    by, inside = scope
-    key = group_key(by)
-    return [key == bindparam("group") if inside else key != bindparam("group")]
+    return [] if scope is None else [group_key(scope) == bindparam("group")]
 
 
 @dataclass(frozen=True)
