@@ -31,9 +31,11 @@ from sqlalchemy import (
     exists,
     extract,
     func,
+    literal,
     literal_column,
     or_,
     select,
+    true,
 )
 from sqlalchemy.orm import Session
 
@@ -120,23 +122,22 @@ CriterionSpec = ShareSpec | PercentileSpec
 
 
 Dimension = Literal["model", "feature", "app"]
-ScopeKey = tuple[Dimension, bool]
+ScopeKey = Dimension
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Only the events of one model (feature, app), or (`inside=False`) all the others.
+    """Only the events of one model (feature, app).
 
     Events without a model (feature) form the group named "".
     """
 
     by: Dimension
     name: str
-    inside: bool = True
 
     @property
     def key(self) -> ScopeKey:
-        return (self.by, self.inside)
+        return self.by
 
 
 def group_key(by: Dimension) -> ColumnElement[str]:
@@ -148,11 +149,7 @@ def group_key(by: Dimension) -> ColumnElement[str]:
 
 
 def _scope_clauses(scope: ScopeKey | None) -> list[ColumnElement[bool]]:
-    if scope is None:
-        return []
-    by, inside = scope
-    key = group_key(by)
-    return [key == bindparam("group") if inside else key != bindparam("group")]
+    return [] if scope is None else [group_key(scope) == bindparam("group")]
 
 
 @dataclass(frozen=True)
@@ -175,6 +172,16 @@ class CriterionSeries:
 
     periods: list[CriterionResult]
     whole: CriterionResult
+
+
+@dataclass(frozen=True)
+class CriterionCounts:
+    """A criterion's counts over consecutive periods: (counted, met) for each period, and
+    (group keys, counted, met) for each combination of group keys over all the periods.
+    `met` is 0 for a percentile, whose values are read at ranks afterwards."""
+
+    periods: list[tuple[int, int]]
+    groups: list[tuple[tuple[str, ...], int, int]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +291,17 @@ def _period_index(bounds: Sequence[datetime]) -> ColumnElement[int]:
     )
 
 
+def _period_of(periods: int) -> ColumnElement[int]:
+    """0 for events before :bound_1, 1 before :bound_2, and so on: periods - 1 after the last."""
+    return case(
+        *[
+            (FeedbackEvent.occurred_at < bindparam(f"bound_{i}"), literal_column(str(i - 1)))
+            for i in range(1, periods)
+        ],
+        else_=literal_column(str(periods - 1)),
+    )
+
+
 def nearest_rank(n: int, percentile: float) -> int:
     """The 1-based rank of the pN value among n sorted values: ceil(p/100 * n), at least 1."""
     p = _exact(percentile)
@@ -326,21 +344,127 @@ def compute_criterion(
 
 
 def compute_criterion_series(
-    session: Session, spec: CriterionSpec, bounds: Sequence[datetime]
+    session: Session,
+    spec: CriterionSpec,
+    bounds: Sequence[datetime],
+    *,
+    counts: CriterionCounts | None = None,
 ) -> CriterionSeries:
     """The criterion for each period between consecutive `bounds`, and over all of them.
 
-    A query per period rather than one bucketed query: each uses the occurred_at index for its
-    own range, and SQLite spends more evaluating a per-row CASE than scanning a range twice.
-    A share over the whole span adds up the periods' counts; a percentile needs its own query.
+    `counts`: the criterion's counts over the same bounds from `count_criteria`, when the caller
+    counted several criteria in one pass. Otherwise a query per period rather than one bucketed
+    query: each uses the occurred_at index for its own range, and for one criterion SQLite
+    spends more evaluating a per-row CASE than scanning a range twice.
+    A share over the whole span adds up the periods' counts; a percentile adds up their sizes
+    and reads its own values at ranks (so does each period).
     """
     _check_bounds(bounds)
+    if counts is None:
+        per_period = [_counts(session, spec, a, b) for a, b in pairwise(bounds)]
+    else:
+        per_period = counts.periods
+    periods = [
+        _result(session, spec, a, b, n, met)
+        for (a, b), (n, met) in zip(pairwise(bounds), per_period, strict=True)
+    ]
+    if len(periods) == 1:
+        return CriterionSeries(periods, periods[0])
+    n, met = sum(n for n, _ in per_period), sum(met for _, met in per_period)
+    return CriterionSeries(periods, _result(session, spec, bounds[0], bounds[-1], n, met))
+
+
+def _counts(
+    session: Session, spec: CriterionSpec, start: datetime, end: datetime
+) -> tuple[int, int]:
+    if isinstance(spec, ShareSpec):
+        return _share_counts(session, spec, start, end)
+    query = _percentile_count_query(spec, backend_of(session), None)
+    return session.execute(query, _params(start, end, None)).scalar_one(), 0
+
+
+def _result(
+    session: Session, spec: CriterionSpec, start: datetime, end: datetime, n: int, met: int
+) -> CriterionResult:
+    """The criterion over [start, end) from its counts: a share is done, a percentile reads its
+    values at ranks."""
+    if isinstance(spec, ShareSpec):
+        return share_result(n, met)
+    return _percentile(session, spec, start, end, n=n)
+
+
+def count_criteria(
+    session: Session,
+    specs: Sequence[CriterionSpec],
+    bounds: Sequence[datetime],
+    dimensions: tuple[Dimension, ...] = (),
+) -> list[CriterionCounts]:
+    """Each criterion's counts for each period between consecutive `bounds`, and for each group
+    along `dimensions` (NULL keys folded into ""), all in one statement.
+
+    One pass over the span evaluates every criterion's conditions on each row, where a statement
+    per criterion and period scans the span once per criterion, and groups it once per criterion
+    (SQLite groups by sorting, so that is a sort of the span each). Rows no criterion counts are
+    left out before grouping.
+    """
+    _check_bounds(bounds)
+    if not specs:
+        return []
+    periods = len(bounds) - 1
+    query = _criteria_counts_query(tuple(specs), backend_of(session), dimensions, periods)
+    params: dict[str, Any] = {"start": bounds[0], "end": bounds[-1]}
+    params.update({f"bound_{i}": bound for i, bound in enumerate(bounds[1:-1], start=1)})
+    per_period = [[[0, 0] for _ in range(periods)] for _ in specs]
+    per_group: list[dict[tuple[str, ...], list[int]]] = [{} for _ in specs]
+    for row in session.execute(query, params):
+        period, rest = (row[0], row[1:]) if periods > 1 else (0, row)
+        keys, counts = tuple(rest[: len(dimensions)]), rest[len(dimensions) :]
+        for index in range(len(specs)):
+            n, met = counts[2 * index], counts[2 * index + 1]
+            for total in (per_period[index][period], per_group[index].setdefault(keys, [0, 0])):
+                total[0] += n
+                total[1] += met
+    return [
+        CriterionCounts(
+            [(n, met) for n, met in periods_of],
+            [(keys, n, met) for keys, (n, met) in groups.items() if n],
+        )
+        for periods_of, groups in zip(per_period, per_group, strict=True)
+    ]
+
+
+@lru_cache(maxsize=64)
+def _criteria_counts_query(
+    specs: tuple[CriterionSpec, ...], dialect: str, dimensions: tuple[Dimension, ...], periods: int
+) -> Select[Any]:
+    """([period,] one key per dimension, then counted and met for each spec) per group."""
+    grouping: list[Any] = [group_key(by).label(f"key_{i}") for i, by in enumerate(dimensions)]
+    if periods > 1:
+        grouping.insert(0, _period_of(periods).label("period"))
+    columns: list[Any] = []
+    counted_by_any = []
+    for spec in specs:
+        counted, meets = _counted_and_meeting(spec, dialect)
+        counted_by_any.append(counted)
+        columns.append(func.count(case((counted, 1))))
+        # Nested rather than AND: the condition (a triage lookup, a JSON path) only where counted.
+        columns.append(
+            func.count(case((counted, case((meets, 1))))) if meets is not None else literal(0)
+        )
+    query = select(*grouping, *columns).where(*_in_period(), or_(*counted_by_any))
+    return query.group_by(*grouping) if grouping else query
+
+
+def _counted_and_meeting(
+    spec: CriterionSpec, dialect: str
+) -> tuple[ColumnElement[bool], ColumnElement[bool] | None]:
+    """(which events the criterion counts, which of those meet it; None for a percentile)."""
     if isinstance(spec, PercentileSpec):
-        periods = [compute_criterion(session, spec, a, b) for a, b in pairwise(bounds)]
-        return CriterionSeries(periods, compute_criterion(session, spec, bounds[0], bounds[-1]))
-    counts = [_share_counts(session, spec, a, b) for a, b in pairwise(bounds)]
-    whole = share_result(sum(n for n, _ in counts), sum(met for _, met in counts))
-    return CriterionSeries([share_result(*c) for c in counts], whole)
+        value = _value_of(spec.field, dialect)
+        return and_(value.is_not(None), *_filter_clauses(spec.filter)), None
+    meets, required = _condition(spec.condition, dialect)
+    clauses = [*_filter_clauses(spec.filter), *required]
+    return (and_(*clauses) if clauses else true()), meets
 
 
 def _params(start: datetime, end: datetime, scope: Scope | None) -> dict[str, Any]:
@@ -533,11 +657,13 @@ def _downvoted_between(start: datetime, end: datetime) -> list[ColumnElement[boo
 def downvote_counts(session: Session, start: datetime, end: datetime) -> DownvoteCounts:
     """Events, downvotes, and downvotes already triaged, in [start, end)."""
     is_down = FeedbackEvent.rating == Rating.DOWN
+    # Nested, not AND: PostgreSQL goes on to the lookups when the rating is NULL (NULL AND false
+    # is false), so "is_down AND triaged" looked up every unrated event too.
     row = session.execute(
         select(
             func.count(),
             func.count(case((is_down, 1))),
-            func.count(case((and_(is_down, triaged()), 1))),
+            func.count(case((is_down, case((triaged(), 1))))),
         ).where(FeedbackEvent.occurred_at >= start, FeedbackEvent.occurred_at < end)
     ).one()
     return DownvoteCounts(events=row[0], downvotes=row[1], triaged=row[2])

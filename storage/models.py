@@ -102,6 +102,22 @@ class FeedbackEvent(Base):
     __table_args__ = (
         UniqueConstraint("app_id", "external_id", name="uq_feedback_events_app_external_id"),
         Index("ix_feedback_events_occurred_at", "occurred_at"),
+        # Criteria and summary counts scan a period's events on occurred_at and read only these
+        # columns (and `metrics` for a metric), so they read the index alone: on SQLite, where
+        # every index holds the id, and on PostgreSQL for the pages VACUUM has marked visible.
+        # The one-column index stays for the rest: PostgreSQL, until VACUUM has run, would
+        # rather read the whole table than this wide index and every row it points to.
+        Index(
+            "ix_feedback_events_occurred_at_covering",
+            "occurred_at",
+            "app_id",
+            "model",
+            "feature",
+            "rating",
+            "latency_ms",
+            "confidence",
+            postgresql_include=["id"],  # what triage and categories are looked up by
+        ),
         Index("ix_feedback_events_app_id_id", "app_id", "id"),
         # Criteria and summaries scan downvotes (or all rated events) of a period.
         Index("ix_feedback_events_rating_occurred_at", "rating", "occurred_at"),

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
+from storage.breakdowns import breakdowns
 from storage.criteria import (
     CategoryWeekOverWeek,
     CriterionFilter,
@@ -29,6 +30,7 @@ from storage.criteria import (
     categories_compared,
     compute_criterion,
     compute_criterion_series,
+    count_criteria,
     downvote_counts,
     median_time_to_triage,
     nearest_rank,
@@ -292,6 +294,79 @@ def test_series_equals_one_query_per_period(
             singles = [compute_criterion(db, spec, start, end) for start, end in pairwise(bounds)]
             assert series.periods == singles
             assert series.whole == compute_criterion(db, spec, bounds[0], bounds[-1])
+    finally:
+        db.rollback()
+
+
+def shown(result: CriterionResult) -> tuple[Any, ...]:
+    """Everything a result shows, its interval and count of successes included."""
+    return (result.value, result.sample, result.interval, result.met)
+
+
+TOGETHER = [
+    ShareSpec(RatedUp(), CriterionFilter(rated_only=True)),
+    ShareSpec(NotDownvoted(), CriterionFilter(app="chat")),
+    ShareSpec(NotDownvotedAsModelIssue(), CriterionFilter(confidence_above=0.5)),
+    ShareSpec(MetricIs("tests_passed", True), CriterionFilter(feature="codegen")),
+    PercentileSpec("latency_ms", 90),
+    PercentileSpec("metrics.tokens", 50, CriterionFilter(model="m1")),
+]
+
+
+@HYPOTHESIS
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 3 * 24 * 60 - 1),  # minute of the three days
+            st.sampled_from(["up", "down", None]),
+            st.one_of(st.none(), st.integers(1, 9).map(float)),  # latency, ties likely
+            st.one_of(st.none(), st.sampled_from([0.2, 0.5, 0.9])),  # confidence
+            st.sampled_from(["m1", "m2", None]),  # model
+            st.sampled_from(["codegen", "chat", None]),  # feature
+            st.sampled_from([None, {"tests_passed": True}, {"tests_passed": False},
+                             {"tests_passed": 1}, {"tokens": 3}, {"tokens": "3"}]),
+            st.booleans(),  # a downvote triaged as not a model issue
+        ),
+        max_size=50,
+    ),
+    by=st.sampled_from([(), ("model", "feature"), ("app",)]),
+)  # fmt: skip
+def test_criteria_counted_together_equal_each_counted_alone(
+    db: Session, events: Events, rows: list[tuple[Any, ...]], by: tuple[Any, ...]
+) -> None:
+    """One grouped pass for several criteria (the weekly digest's) gives each criterion's
+    series and breakdowns exactly as its own statements do."""
+    try:
+        for minute, rating, latency, confidence, model, feature, metrics, dismissed in rows:
+            event = events.add(
+                at=T0 + timedelta(minutes=minute), rating=rating, latency_ms=latency,
+                confidence=confidence, model=model, feature=feature, metrics=metrics,
+            )  # fmt: skip
+            if dismissed and rating == "down":
+                events.triage(event, "not_a_model_issue")
+        bounds = [T0, T0 + DAY, T0 + 2 * DAY, T0 + 3 * DAY]
+        together = count_criteria(db, TOGETHER, bounds, by)
+        for spec, counts in zip(TOGETHER, together, strict=True):
+            series = compute_criterion_series(db, spec, bounds, counts=counts)
+            alone = compute_criterion_series(db, spec, bounds)
+            assert [*map(shown, series.periods), shown(series.whole)] == [
+                *map(shown, alone.periods), shown(alone.whole)
+            ]  # fmt: skip
+            for higher_is_better in (True, False):
+                found, each = (
+                    breakdowns(
+                        db, spec, by, bounds[0], bounds[-1], limit=5,
+                        higher_is_better=higher_is_better, counts=given_counts,
+                    )
+                    for given_counts in (counts, None)
+                )  # fmt: skip
+                assert {
+                    dimension: [(g.name, shown(g.result), g.worse) for g in groups]
+                    for dimension, groups in found.items()
+                } == {
+                    dimension: [(g.name, shown(g.result), g.worse) for g in groups]
+                    for dimension, groups in each.items()
+                }
     finally:
         db.rollback()
 

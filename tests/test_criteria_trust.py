@@ -366,3 +366,64 @@ def test_criteria_by_app_and_compare_apps(
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     assert "  difference: −35.0 pp (significant)" in ran.stdout
+
+
+def direct_percentile(values: list[float], q: float) -> tuple[float, float, float]:
+    """(nearest-rank value, interval low, interval high) from the sorted values themselves."""
+    ordered = sorted(values)
+    low, high = direct_ranks(len(ordered), q)
+    return ordered[math.ceil(len(ordered) * q) - 1], ordered[low - 1], ordered[high - 1]
+
+
+@settings(
+    max_examples=25, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)  # fmt: skip
+@given(
+    models=st.lists(
+        st.tuples(st.integers(0, 1500), st.lists(st.integers(1, 2000), min_size=40, max_size=90)),
+        min_size=2, max_size=3,
+    ),
+    percentile=st.sampled_from([50, 90]),
+    higher_is_better=st.booleans(),
+)  # fmt: skip
+def test_a_percentile_group_is_worse_exactly_when_its_interval_is_beyond_the_rest_s(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp,
+    models: list[tuple[int, list[int]]], percentile: int, higher_is_better: bool,
+) -> None:  # fmt: skip
+    """`worse` against each group and the rest computed here: value on the worse side, and the
+    two 95% intervals apart (ties and shifted groups included)."""
+    from storage.breakdowns import breakdown
+    from storage.criteria import PercentileSpec
+
+    start = datetime(2026, 11, 18, tzinfo=UTC)
+    values = {
+        f"m{i}": [float(offset + v) for v in latencies]
+        for i, (offset, latencies) in enumerate(models)
+    }
+    rows = [
+        {
+            "app_id": registered_app.app_id, "external_id": f"{model}-{i}", "prompt": "p",
+            "response": "r", "model": model, "latency_ms": latency,
+            "occurred_at": start + timedelta(seconds=i), "received_at": start,
+        }
+        for model, latencies in values.items()
+        for i, latency in enumerate(latencies)
+    ]  # fmt: skip
+    q = percentile / 100
+    expected = {}
+    for model, own in values.items():
+        rest = [v for other, theirs in values.items() if other != model for v in theirs]
+        (value, low, high), (rest_value, rest_low, rest_high) = (
+            direct_percentile(own, q), direct_percentile(rest, q)
+        )  # fmt: skip
+        worse_side = value < rest_value if higher_is_better else value > rest_value
+        expected[model] = worse_side and (high < rest_low or rest_high < low)
+    with sessions() as session:
+        session.execute(insert(FeedbackEvent), rows)
+        groups = breakdown(
+            session, PercentileSpec("latency_ms", percentile), "model", start,
+            start + timedelta(days=1), limit=5, higher_is_better=higher_is_better,
+        )  # fmt: skip
+        session.rollback()
+    assert {group.name: group.worse for group in groups} == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -41,7 +41,8 @@ def test_a_v04_database_with_data_upgrades_to_head(empty_database_url: str) -> N
         connection.execute(
             text(
                 "INSERT INTO feedback_events (id, app_id, external_id, rating, prompt, response,"
-                " occurred_at, received_at) VALUES (1, 1, 'e1', 'down', '\"p\"', 'r', :at, :at)"
+                " latency_ms, occurred_at, received_at)"
+                " VALUES (1, 1, 'e1', 'down', '\"p\"', 'r', 812.5, :at, :at)"
             ),
             {"at": at},
         )
@@ -62,6 +63,22 @@ def test_a_v04_database_with_data_upgrades_to_head(empty_database_url: str) -> N
         ).one()
         assert tuple(posting) == ("posted", "1700000000.000100", 0, False)
         assert connection.execute(text("SELECT count(*) FROM slack_channels")).scalar() == 0
+        # 0006 indexed the rows already there: a period's criteria still find them.
+        in_period = text(
+            "SELECT count(*), count(latency_ms) FROM feedback_events"
+            " WHERE occurred_at >= :start AND occurred_at < :end"
+        )
+        period = {"start": at, "end": at + timedelta(days=1)}
+        assert tuple(connection.execute(in_period, period).one()) == (1, 1)
+        if is_postgresql(empty_database_url):  # Alembic does not compare INCLUDE columns
+            covering = text(
+                "SELECT indexdef FROM pg_indexes"
+                " WHERE indexname = 'ix_feedback_events_occurred_at_covering'"
+            )
+            assert connection.execute(covering).scalar_one().endswith(" INCLUDE (id)")
+        else:  # from the index alone
+            plan = connection.execute(text(f"EXPLAIN QUERY PLAN {in_period}"), period).all()
+            assert "COVERING INDEX ix_feedback_events_occurred_at_covering" in str(plan)
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
     assert differences == []

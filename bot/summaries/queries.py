@@ -18,6 +18,7 @@ from storage.breakdowns import GroupResult, breakdowns
 from storage.criteria import (
     EMPTY,
     CategoryWeekOverWeek,
+    CriterionCounts,
     CriterionResult,
     Dimension,
     DownvoteCounts,
@@ -28,6 +29,7 @@ from storage.criteria import (
     categories_compared,
     compute_criterion,
     compute_criterion_series,
+    count_criteria,
     downvote_counts,
     group_counts,
     latest_downvotes,
@@ -83,11 +85,13 @@ def criterion_breakdowns(
     *,
     limit: int = TOP,
     overall: CriterionResult | None = None,
+    counts: CriterionCounts | None = None,
 ) -> list[Breakdown]:
-    """The criterion per model and per feature over [start, end) (`overall`: its known value)."""
+    """The criterion per model and per feature over [start, end) (`overall`: its known value;
+    `counts`: its known counts per model and feature)."""
     found = breakdowns(
         session, criterion.to_spec(), BY, start, end, limit=limit,
-        higher_is_better=higher_is_better(criterion), overall=overall,
+        higher_is_better=higher_is_better(criterion), overall=overall, counts=counts,
     )  # fmt: skip
     return [Breakdown(by, found[by]) for by in BY]
 
@@ -220,21 +224,22 @@ def weekly_digest(
     """Everything the digest of the Monday-to-Sunday week containing `day` shows."""
     period = week_containing(day, tz)
     previous = period.previous()
+    specs = [criterion.to_spec() for criterion in config.criteria]
+    # Every criterion counted in one pass over the week, per day, model and feature: one GROUP
+    # BY for all of them (percentiles then read their values at ranks). The week before needs
+    # no groups, so no sort to share: a statement per criterion, each with its own filter.
+    bounds = period.day_bounds()
     trends = []
-    for criterion in config.criteria:
-        spec = criterion.to_spec()
-        series = compute_criterion_series(session, spec, period.day_bounds())
-        trends.append(
-            CriterionTrend(
-                criterion,
-                list(zip(period.days, series.periods, strict=True)),
-                series.whole,
-                previous=compute_criterion(session, spec, previous.start, previous.end),
-                breakdowns=criterion_breakdowns(
-                    session, criterion, period.start, period.end, overall=series.whole
-                ),
-            )
+    for criterion, spec, counts in zip(
+        config.criteria, specs, count_criteria(session, specs, bounds, BY), strict=True
+    ):
+        series = compute_criterion_series(session, spec, bounds, counts=counts)
+        last = compute_criterion(session, spec, previous.start, previous.end)
+        parts = criterion_breakdowns(
+            session, criterion, period.start, period.end, overall=series.whole, counts=counts
         )
+        days = list(zip(period.days, series.periods, strict=True))
+        trends.append(CriterionTrend(criterion, days, series.whole, last, parts))
     categories = categories_compared(session, previous.start, period.start, period.end)
     busiest = [c.name for c in categories if c.count > 0][:EXAMPLE_CATEGORIES]
     return WeeklyDigest(
