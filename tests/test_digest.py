@@ -20,6 +20,7 @@ from bot.summaries.formatting import EN_DASH
 from bot.summaries.queries import Verdict, daily_summary, weekly_digest
 from bot.summaries.render import (
     SlackSummary,
+    _section_texts,
     daily_summary_message,
     daily_summary_text,
     weekly_digest_chart,
@@ -435,3 +436,23 @@ def test_the_chart_shows_at_most_twelve_criteria(db: Session) -> None:
     height = int.from_bytes(png[20:24], "big")  # the PNG header's IHDR height
     one = weekly_digest_chart(weekly_digest(db, config_with(SATISFACTION), WEEK_DAY, NEW_YORK, NOW))
     assert height <= 12 * int.from_bytes(one[20:24], "big")
+
+
+@pytest.mark.parametrize(
+    ("line", "sections"),
+    [
+        ("x" * 2998, 1),  # "T" + newline + 2,998 = 3,000: Slack's limit, one section
+        ("x" * 2999, 2),  # 3,001: one character over, so the line starts the next section
+        ("\N{GRINNING FACE}" * 1499, 1),  # astral characters count twice (UTF-16): 3,000
+        ("\N{GRINNING FACE}" * 1500, 2),  # 3,002
+    ],
+)
+def test_digest_sections_are_packed_up_to_slacks_3000_and_no_further(
+    line: str, sections: int
+) -> None:
+    """A section block's text may hold 3,000 characters (Slack's Block Kit reference), counted
+    in UTF-16 units; the digest packs lines up to that and never splits one."""
+    texts = _section_texts("T", [line])
+    assert len(texts) == sections
+    assert all(len(t.encode("utf-16-le")) // 2 <= 3000 for t in texts)
+    assert "\n".join(texts) == f"T\n{line}"
