@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shutil
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from bot.alerts.message import EVENT_TYPE, REPLY_EVENT_TYPE, alert_message
 from bot.alerts.redaction import Redactor
 from bot.slack.history import thread_metadata
 from bot.slack.pacing import ChannelPacer
-from storage.alerts import claim_due_alerts
+from storage.alerts import claim_due_alerts, record_parent_posted
 from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.events import NewEvent, store_events
 from storage.models import Alert
@@ -312,11 +313,13 @@ async def test_a_live_lease_keeps_a_second_worker_off_the_alert(
 
 
 async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_out(
-    sessions: sessionmaker[Session], registered_app: RegisteredApp
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Stopped while Slack holds its first post, a worker gives back all three claims: the two
-    it had not started are pending again, the one in flight keeps its state with its lease
-    ended, and a second worker delivers all three, once each, with 10 minutes of lease left."""
+    """Stopped while Slack holds its first post, a worker gives back all three claims (and says
+    so): the two it had not started are pending again, the one in flight keeps its state with
+    its lease ended, and a second worker delivers all three, once each, with 10 minutes of lease
+    left."""
+    caplog.set_level(logging.INFO, logger="downvote.delivery")
     store_downvotes(
         sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(3)]
     )
@@ -341,12 +344,48 @@ async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_o
         assert [status for status, _ in claims] == ["sending", "pending", "pending"]
         assert claims[0].claimed_until is not None and claims[0].claimed_until <= utc_now()
         assert [until for _, until in claims[1:]] == [None, None]
+        assert "handed back 3 claimed alerts on shutdown" in caplog.messages
         slack.heal()
         await deliver_all(make_worker(sessions, slack, name="second", policy=policy), sessions)
         parents = [m for m in slack.messages("#alerts") if m["thread_ts"] is None]
     assert alert_statuses(sessions) == ["posted"] * 3
     events = [m["metadata"]["event_payload"]["event_id"] for m in parents]
     assert len(events) == len(set(events)) == 3
+
+
+async def test_stopping_leaves_other_workers_claims_and_given_up_alerts_alone(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A worker that stops hands back only its own claims: an alert it gave up on stays failed
+    (for `downvote alerts failed`), and another replica's claims, one with its thread begun,
+    keep their owner and their lease."""
+
+    def claims() -> list[tuple[Any, ...]]:
+        with sessions() as session:
+            query = select(Alert.status, Alert.claimed_by, Alert.claimed_until).order_by(Alert.id)
+            return [tuple(row) for row in session.execute(query)]
+
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}], channel="#gone")
+    with FakeSlack() as slack:
+        stopping = make_worker(sessions, slack, name="stopping")
+        await stopping.deliver_due()
+        others = [{"external_id": f"other{n}", "prompt": "p", "response": "r"} for n in range(2)]
+        store_downvotes(sessions, registered_app, others)
+        with sessions.begin() as session:
+            held = claim_due_alerts(
+                session, worker="other", now=utc_now(), lease=timedelta(seconds=30), limit=10
+            )
+            record_parent_posted(
+                session, held[1].id, worker="other", channel_id="C1", ts="1700000000.000100"
+            )
+        before = claims()
+        stop = asyncio.Event()
+        stop.set()
+        await stopping.run(stop)
+    assert [(status, by) for status, by, _ in before] == [
+        ("failed", "stopping"), ("sending", "other"), ("sending", "other"),
+    ]  # fmt: skip
+    assert claims() == before
 
 
 async def test_on_postgresql_a_claim_in_progress_is_skipped_not_waited_for(
