@@ -433,6 +433,22 @@ async def test_the_worker_outlives_a_database_it_cannot_reach(
     assert alert_statuses(sessions) == ["posted"] and not running.cancelled()
 
 
+async def test_a_backlog_goes_out_batch_after_batch_without_waiting_for_the_next_poll(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Three batches' worth of downvotes (one a batch here) and a poll every minute: all three
+    are posted at once, one pass after another."""
+    events = [{"prompt": f"p{n}", "response": "r"} for n in range(3)]
+    store_downvotes(sessions, registered_app, events)
+    policy = DeliveryPolicy(base_delay=0.0, max_delay=0.0, batch_size=1, idle_poll_seconds=60)
+    with FakeSlack() as slack:
+        stop = asyncio.Event()
+        running = asyncio.create_task(make_worker(sessions, slack, policy=policy).run(stop))
+        await poll(lambda: alert_statuses(sessions) == ["posted"] * 3, "all three posted", 10)
+        stop.set()
+        await running
+
+
 async def poll(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
     """`wait_until` for async tests: give the loop a turn between checks."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -563,3 +579,64 @@ async def test_a_group_member_posted_before_a_crash_is_found_in_its_thread(
         assert len(slack.calls_to("chat.postMessage")) == before
         assert len(thread_of(slack, parent)) == 1
     assert alert_statuses(sessions) == ["posted", "posted"]
+
+
+ORDER = "Where is my order #{}? The tracking page has said nothing since Monday."
+
+
+async def test_a_group_s_later_downvote_waits_for_the_first_s_message_without_using_an_attempt(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """The group's first downvote is being posted by another replica: the later one waits
+    (2 s, no attempt used) and then goes into the first one's thread."""
+    from bot.alerts import grouping
+    from bot.config import Grouping
+
+    store_downvotes(sessions, registered_app, [{"prompt": ORDER.format(1), "response": "r"}])
+    with sessions.begin() as session:
+        head = claim_due_alerts(
+            session, worker="other", now=utc_now(), lease=timedelta(seconds=30), limit=1
+        )
+    await grouping.place(sessions, Grouping(), head)
+    later = [{"external_id": "later", "prompt": ORDER.format(2), "response": "r"}]
+    store_downvotes(sessions, registered_app, later)
+    clock = FakeClock(utc_now())
+    with FakeSlack() as slack:
+        worker = make_worker(sessions, slack, clock=clock, grouping=Grouping())
+        assert await worker.deliver_due() == 1
+        assert slack.calls_to("chat.postMessage") == []
+        with sessions() as session:
+            waiting = session.get(Alert, 2)
+            assert waiting is not None and (waiting.status, waiting.attempts) == ("pending", 0)
+        clock.advance(1)
+        assert await worker.deliver_due() == 0  # still waiting
+        with sessions.begin() as session:  # the other replica died; its lease runs out
+            session.execute(update(Alert).where(Alert.id == 1).values(claimed_until=utc_now()))
+        clock.advance(30)
+        await worker.deliver_due()
+        [parent] = [m for m in slack.messages() if m["thread_ts"] is None]
+        [member] = thread_of(slack, parent)
+    assert member["metadata"]["event_payload"]["event_id"] == 2
+    with sessions() as session:
+        rows = session.execute(select(Alert.status, Alert.attempts).order_by(Alert.id)).all()
+    assert [tuple(row) for row in rows] == [("posted", 2), ("posted", 1)]
+
+
+async def test_a_group_s_downvotes_stored_together_go_out_in_one_pass_first_one_first(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """No waiting when the first downvote of a group is in the same batch: it is posted, then
+    the later ones go into its thread, in the same pass."""
+    from bot.config import Grouping
+
+    events = [{"prompt": ORDER.format(n), "response": "r"} for n in range(3)]
+    store_downvotes(sessions, registered_app, events)
+    with FakeSlack() as slack:
+        await make_worker(
+            sessions, slack, clock=FakeClock(utc_now()), grouping=Grouping()
+        ).deliver_due()
+        [parent] = [m for m in slack.messages() if m["thread_ts"] is None]
+        members = thread_of(slack, parent)
+    assert parent["metadata"]["event_payload"]["event_id"] == 1
+    assert sorted(m["metadata"]["event_payload"]["event_id"] for m in members) == [2, 3]
+    assert alert_statuses(sessions) == ["posted"] * 3

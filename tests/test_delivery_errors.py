@@ -7,9 +7,11 @@ within a call, and the outbox then decides: a permanent error waits for a person
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -171,3 +173,53 @@ async def test_a_failing_channel_s_waiting_alerts_keep_their_attempts_and_their_
     with sessions() as session:
         rows = session.execute(select(Alert.status, Alert.attempts).order_by(Alert.id)).all()
     assert [tuple(row) for row in rows] == [("failed", 2), ("pending", 1), ("pending", 0)]
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_each_cause_of_giving_up_is_logged_once_and_the_outbox_is_counted(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three alerts for a missing channel and one for a private one: two error lines, one per
+    cause, each naming its first alert, its event and what to do; /metrics shows the outbox."""
+    caplog.set_level(logging.DEBUG, logger="downvote.delivery")
+    gone = [{"external_id": f"gone{n}", "prompt": "p", "response": "r"} for n in range(3)]
+    store_downvotes(sessions, registered_app, gone, channel="#gone")
+    secret = [{"external_id": "secret", "prompt": "p", "response": "r"}]
+    store_downvotes(sessions, registered_app, secret, channel="#secret")
+    with FakeSlack() as slack:
+        slack.add_channel("#secret", private=True)
+        await make_worker(sessions, slack, policy=POLICY).deliver_due()
+    with sessions() as session:
+        reasons = list(session.scalars(select(Alert.last_error).order_by(Alert.id)))
+    errors = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "downvote.delivery" and r.levelno == logging.ERROR
+    ]
+    assert errors == [
+        f"alert {n} (event {event}) failed for good: {reasons[n - 1]}; see `downvote alerts failed`"
+        for n, event in [(1, "gone0"), (4, "secret")]
+    ]
+    outbox = {s: sample("downvote_alerts", status=s) for s in ("pending", "sending", "posted")}
+    assert outbox == {"pending": 0, "sending": 0, "posted": 0}
+    assert sample("downvote_alerts", status="failed") == 4
+
+
+async def test_a_retry_is_logged_with_its_attempt_and_next_time_and_counted(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    clock = FakeClock(utc_now())
+    before = sample("downvote_alerts_retried_total", reason="internal_error")
+    with FakeSlack() as slack:
+        slack.fail_with_error("internal_error", methods=["chat.postMessage"])
+        await make_worker(sessions, slack, policy=POLICY, clock=clock).deliver_due()
+    assert (
+        f"alert 1 not delivered (internal_error); attempt 1 of 3, next at {clock.now().isoformat()}"
+        in caplog.messages
+    )
+    assert sample("downvote_alerts_retried_total", reason="internal_error") == before + 1
+    assert sample("downvote_alerts", status="pending") == 1
