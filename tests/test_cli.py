@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -14,9 +15,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Alert
-from tests.support.alerting import store_downvotes
+from tests.support.alerting import make_worker, store_downvotes
 from tests.support.cli import run_cli
 from tests.support.databases import RegisteredApp
+from tests.support.fake_slack import FakeSlack
 from tests.support.processes import ROOT, downvote_env
 
 EVENTS = [
@@ -75,17 +77,38 @@ def test_export_jsonl_and_csv_keep_every_character(
 def test_failed_alerts_are_listed_and_retried(
     env: dict[str, str], sessions: sessionmaker[Session], registered_app: RegisteredApp
 ) -> None:
+    """Each failed alert is one line (id, app, event, channel, attempts, reason); retrying one
+    queues only it, with a fresh attempt budget."""
     store_downvotes(sessions, registered_app, EVENTS)
     with sessions.begin() as session:
         session.execute(
             update(Alert).where(Alert.id == 1).values(status="failed", attempts=1,
                                                       last_error="channel_not_found")
         )  # fmt: skip
+        session.execute(
+            update(Alert).where(Alert.id == 2).values(
+                status="failed", attempts=12, channel="#support",
+                last_error="gave up after 12 attempts: ratelimited",
+            )
+        )  # fmt: skip
+    first = "1\tsupport-bot\tevent e0\tchannel (default)\t{}"
+    second = (
+        "2\tsupport-bot\tevent e1\tchannel #support\t12 attempts\t"
+        "gave up after 12 attempts: ratelimited"
+    )
     listed = run_cli(env, "alerts", "failed")
-    assert "channel_not_found" in listed.stdout and "support-bot" in listed.stdout
+    assert listed.stdout.splitlines() == [first.format("1 attempts\tchannel_not_found"), second]
     assert run_cli(env, "alerts", "retry").returncode == 1
     retried = run_cli(env, "alerts", "retry", "1")
     assert retried.returncode == 0 and "queued 1" in retried.stdout
+    assert run_cli(env, "alerts", "failed").stdout.splitlines() == [second]
+    with FakeSlack() as slack:  # the channel was archived meanwhile: it fails again, at once
+        slack.fail_with_error("is_archived", methods=["chat.postMessage"])
+        asyncio.run(make_worker(sessions, slack).deliver_due())
+    again = run_cli(env, "alerts", "failed").stdout.splitlines()
+    assert again[0].startswith(first.format("1 attempts\tis_archived")) and again[1:] == [second]
+    retried = run_cli(env, "alerts", "retry", "--all")
+    assert retried.returncode == 0 and "queued 2" in retried.stdout
     assert run_cli(env, "alerts", "failed").stdout.strip() == "no failed alerts"
     missing = run_cli(env, "alerts", "retry", "99")
     assert missing.returncode == 1 and "no failed alert with id 99" in missing.stderr

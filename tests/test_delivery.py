@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import shutil
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from bot.alerts.message import EVENT_TYPE, REPLY_EVENT_TYPE, alert_message
 from bot.alerts.redaction import Redactor
 from bot.slack.history import thread_metadata
 from bot.slack.pacing import ChannelPacer
-from storage.alerts import claim_due_alerts
+from storage.alerts import claim_due_alerts, record_parent_posted
 from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.events import NewEvent, store_events
 from storage.models import Alert
@@ -312,11 +313,13 @@ async def test_a_live_lease_keeps_a_second_worker_off_the_alert(
 
 
 async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_out(
-    sessions: sessionmaker[Session], registered_app: RegisteredApp
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Stopped while Slack holds its first post, a worker gives back all three claims: the two
-    it had not started are pending again, the one in flight keeps its state with its lease
-    ended, and a second worker delivers all three, once each, with 10 minutes of lease left."""
+    """Stopped while Slack holds its first post, a worker gives back all three claims (and says
+    so): the two it had not started are pending again, the one in flight keeps its state with
+    its lease ended, and a second worker delivers all three, once each, with 10 minutes of lease
+    left."""
+    caplog.set_level(logging.INFO, logger="downvote.delivery")
     store_downvotes(
         sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(3)]
     )
@@ -341,12 +344,48 @@ async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_o
         assert [status for status, _ in claims] == ["sending", "pending", "pending"]
         assert claims[0].claimed_until is not None and claims[0].claimed_until <= utc_now()
         assert [until for _, until in claims[1:]] == [None, None]
+        assert "handed back 3 claimed alerts on shutdown" in caplog.messages
         slack.heal()
         await deliver_all(make_worker(sessions, slack, name="second", policy=policy), sessions)
         parents = [m for m in slack.messages("#alerts") if m["thread_ts"] is None]
     assert alert_statuses(sessions) == ["posted"] * 3
     events = [m["metadata"]["event_payload"]["event_id"] for m in parents]
     assert len(events) == len(set(events)) == 3
+
+
+async def test_stopping_leaves_other_workers_claims_and_given_up_alerts_alone(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A worker that stops hands back only its own claims: an alert it gave up on stays failed
+    (for `downvote alerts failed`), and another replica's claims, one with its thread begun,
+    keep their owner and their lease."""
+
+    def claims() -> list[tuple[Any, ...]]:
+        with sessions() as session:
+            query = select(Alert.status, Alert.claimed_by, Alert.claimed_until).order_by(Alert.id)
+            return [tuple(row) for row in session.execute(query)]
+
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}], channel="#gone")
+    with FakeSlack() as slack:
+        stopping = make_worker(sessions, slack, name="stopping")
+        await stopping.deliver_due()
+        others = [{"external_id": f"other{n}", "prompt": "p", "response": "r"} for n in range(2)]
+        store_downvotes(sessions, registered_app, others)
+        with sessions.begin() as session:
+            held = claim_due_alerts(
+                session, worker="other", now=utc_now(), lease=timedelta(seconds=30), limit=10
+            )
+            record_parent_posted(
+                session, held[1].id, worker="other", channel_id="C1", ts="1700000000.000100"
+            )
+        before = claims()
+        stop = asyncio.Event()
+        stop.set()
+        await stopping.run(stop)
+    assert [(status, by) for status, by, _ in before] == [
+        ("failed", "stopping"), ("sending", "other"), ("sending", "other"),
+    ]  # fmt: skip
+    assert claims() == before
 
 
 async def test_on_postgresql_a_claim_in_progress_is_skipped_not_waited_for(
@@ -411,6 +450,22 @@ async def test_a_retry_goes_out_when_it_falls_due_not_at_the_next_poll(
         assert len(slack.messages("#alerts")) == 1
     with sessions() as session:
         assert session.scalar(select(Alert.attempts)) == 2
+
+
+async def test_a_backlog_goes_out_batch_after_batch_without_waiting_for_the_next_poll(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Three batches' worth of downvotes (one a batch here) and a poll every minute: all three
+    are posted at once, one pass after another."""
+    events = [{"prompt": f"p{n}", "response": "r"} for n in range(3)]
+    store_downvotes(sessions, registered_app, events)
+    policy = DeliveryPolicy(base_delay=0.0, max_delay=0.0, batch_size=1, idle_poll_seconds=60)
+    with FakeSlack() as slack:
+        stop = asyncio.Event()
+        running = asyncio.create_task(make_worker(sessions, slack, policy=policy).run(stop))
+        await poll(lambda: alert_statuses(sessions) == ["posted"] * 3, "all three posted", 10)
+        stop.set()
+        await running
 
 
 async def poll(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
@@ -543,3 +598,64 @@ async def test_a_group_member_posted_before_a_crash_is_found_in_its_thread(
         assert len(slack.calls_to("chat.postMessage")) == before
         assert len(thread_of(slack, parent)) == 1
     assert alert_statuses(sessions) == ["posted", "posted"]
+
+
+ORDER = "Where is my order #{}? The tracking page has said nothing since Monday."
+
+
+async def test_a_group_s_later_downvote_waits_for_the_first_s_message_without_using_an_attempt(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """The group's first downvote is being posted by another replica: the later one waits
+    (2 s, no attempt used) and then goes into the first one's thread."""
+    from bot.alerts import grouping
+    from bot.config import Grouping
+
+    store_downvotes(sessions, registered_app, [{"prompt": ORDER.format(1), "response": "r"}])
+    with sessions.begin() as session:
+        head = claim_due_alerts(
+            session, worker="other", now=utc_now(), lease=timedelta(seconds=30), limit=1
+        )
+    await grouping.place(sessions, Grouping(), head)
+    later = [{"external_id": "later", "prompt": ORDER.format(2), "response": "r"}]
+    store_downvotes(sessions, registered_app, later)
+    clock = FakeClock(utc_now())
+    with FakeSlack() as slack:
+        worker = make_worker(sessions, slack, clock=clock, grouping=Grouping())
+        assert await worker.deliver_due() == 1
+        assert slack.calls_to("chat.postMessage") == []
+        with sessions() as session:
+            waiting = session.get(Alert, 2)
+            assert waiting is not None and (waiting.status, waiting.attempts) == ("pending", 0)
+        clock.advance(1)
+        assert await worker.deliver_due() == 0  # still waiting
+        with sessions.begin() as session:  # the other replica died; its lease runs out
+            session.execute(update(Alert).where(Alert.id == 1).values(claimed_until=utc_now()))
+        clock.advance(30)
+        await worker.deliver_due()
+        [parent] = [m for m in slack.messages() if m["thread_ts"] is None]
+        [member] = thread_of(slack, parent)
+    assert member["metadata"]["event_payload"]["event_id"] == 2
+    with sessions() as session:
+        rows = session.execute(select(Alert.status, Alert.attempts).order_by(Alert.id)).all()
+    assert [tuple(row) for row in rows] == [("posted", 2), ("posted", 1)]
+
+
+async def test_a_group_s_downvotes_stored_together_go_out_in_one_pass_first_one_first(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """No waiting when the first downvote of a group is in the same batch: it is posted, then
+    the later ones go into its thread, in the same pass."""
+    from bot.config import Grouping
+
+    events = [{"prompt": ORDER.format(n), "response": "r"} for n in range(3)]
+    store_downvotes(sessions, registered_app, events)
+    with FakeSlack() as slack:
+        await make_worker(
+            sessions, slack, clock=FakeClock(utc_now()), grouping=Grouping()
+        ).deliver_due()
+        [parent] = [m for m in slack.messages() if m["thread_ts"] is None]
+        members = thread_of(slack, parent)
+    assert parent["metadata"]["event_payload"]["event_id"] == 1
+    assert sorted(m["metadata"]["event_payload"]["event_id"] for m in members) == [2, 3]
+    assert alert_statuses(sessions) == ["posted"] * 3

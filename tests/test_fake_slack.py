@@ -492,6 +492,22 @@ async def test_dropped_connection_is_retried_by_the_connection_error_handler(
     assert [o.status for o in slack.outcomes] == [0, 200]
 
 
+async def test_an_error_after_some_calls_hits_only_the_next_one(
+    slack: FakeSlack, client: AsyncWebClient
+) -> None:
+    """A failure midway through a thread: the first two posts pass, the third is refused."""
+    slack.fail_with_error("internal_error", count=1, after=2, methods=["chat.postMessage"])
+    await client.auth_test()  # other methods do not count
+    for text in ("1", "2"):
+        await client.chat_postMessage(channel="#alerts", text=text)
+    with pytest.raises(SlackApiError) as e:
+        await client.chat_postMessage(channel="#alerts", text="3")
+    await client.chat_postMessage(channel="#alerts", text="4")
+
+    assert e.value.response["error"] == "internal_error"
+    assert [m["text"] for m in slack.messages()] == ["1", "2", "4"]
+
+
 async def test_time_based_failures_follow_the_clock_hook() -> None:
     clock = FakeClock()
     with FakeSlack(clock=clock, rate_limit_per_channel_per_sec=1, channels=["#a", "#b"]) as slack:

@@ -185,6 +185,9 @@ def test_a_category_picked_on_the_group_is_on_every_member_now_and_later(team: T
     team.wait_for_text(parent, "*Categories:* hallucination")
     team.send(SIX[2].replace("55120", "4242"), comment="a later one")  # joins after triage
     team.all_posted()
+    team.clock.advance(10)
+    grown = team.wait_for_text(parent, "Seen 7 times")  # the update keeps the triage shown
+    assert "*Categories:* hallucination" in json.dumps(grown["blocks"], ensure_ascii=False)
     records = team.export()
     assert len(records) == 7
     assert {r["group_id"] for r in records} == {records[0]["group_id"]}

@@ -22,8 +22,17 @@ from bot.summaries.poster import Outcome, SummaryPoster, due_period, summary_met
 from bot.summaries.schedule import DAILY_JOB, WEEKLY_JOB, summary_triggers
 from storage.models import FeedbackEvent
 from storage.periods import period_of
-from storage.states import PeriodKind
-from storage.summaries import claim_period
+from storage.states import PeriodKind, PostingStatus
+from storage.summaries import (
+    Claim,
+    Posting,
+    claim_forced,
+    claim_period,
+    mark_posted,
+    posting_of,
+    record_parent,
+    record_parts,
+)
 from tests.support.alerting import FAST_RETRIES
 from tests.support.cli import run_cli
 from tests.support.clock import FakeClock
@@ -145,12 +154,15 @@ async def test_force_posts_again_and_keeps_history(
         period = period_of(PeriodKind.DAILY, MONDAY, BERLIN)
         assert (await daily.post(PeriodKind.DAILY, period)).outcome is Outcome.POSTED
         assert (await daily.post(PeriodKind.DAILY, period, force=True)).outcome is Outcome.POSTED
-        assert len(summary_messages(slack)) == 2
+        messages = summary_messages(slack)
+        assert not slack.is_member("#quality")  # nothing to look for: it never joined to read
+    assert [m["metadata"]["event_payload"]["generation"] for m in messages] == [0, 1]
     with sessions() as session:
-        assert [(p.generation, p.forced) for p in summary_postings(session, "daily")] == [
-            (0, False),
-            (1, True),
-        ]
+        postings = summary_postings(session, "daily")
+    assert [(p.generation, p.forced, p.status) for p in postings] == [
+        (0, False, "posted"),
+        (1, True, "posted"),
+    ]
 
 
 async def test_a_period_missed_while_down_is_posted_on_start(
@@ -272,12 +284,15 @@ async def test_a_failed_chart_upload_is_retried_alone(
         assert (await weekly.post_kind(PeriodKind.WEEKLY)).outcome is Outcome.POSTED
         assert slack.files == []  # the digest is posted and recorded; the chart is not
         slack.heal()
-        await weekly.post_due()  # the retry job: the chart alone
+        replica = poster(sessions, slack, monday_after, name="another-replica")
+        retried = await replica.post_due()  # the retry job, on any replica: the chart alone
         [digest] = summary_messages(slack, PeriodKind.WEEKLY)
         [chart] = slack.files
         await weekly.post_due()
+        await replica.post_due()
         assert len(slack.files) == 1 and len(summary_messages(slack, PeriodKind.WEEKLY)) == 1
-    assert chart["thread_ts"] == digest["ts"]
+    assert {r.period.kind: r.outcome for r in retried}[PeriodKind.WEEKLY] is Outcome.ALREADY_POSTED
+    assert (chart["channel"], chart["thread_ts"]) == (digest["channel"], digest["ts"])
     with sessions() as session:
         [row] = summary_postings(session, "weekly")
     assert (row.status, row.chart_pending) == ("posted", False)
@@ -381,3 +396,127 @@ async def test_a_takeover_finds_the_post_a_dead_holder_made_and_does_not_repost(
     with sessions() as session:
         [row] = summary_postings(session, "daily")
     assert (row.status, row.slack_ts) == ("posted", earlier["ts"])
+
+
+async def test_a_summary_slack_refused_midway_is_finished_in_its_thread_an_hour_later(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Slack took the message and its first part, then failed: the next try, an hour later
+    (the message is long out of the history a takeover searches) and after SLACK_CHANNEL moved,
+    posts only the parts still missing, in the first message's thread."""
+    add_day_of_events(sessions, registered_app, MONDAY)
+    criteria = [
+        {"name": f"Criterion {n:03d} " + "x" * 86, "kind": "share", "condition": "rating = up",
+         "target": ">= 0.92", "min_sample": 1}
+        for n in range(200)
+    ]  # fmt: skip
+    config = DownvoteConfig.model_validate({"criteria": criteria})
+    clock = FakeClock(TUESDAY_11)
+    with FakeSlack(clock=clock) as slack:
+        slack.add_channel("#moved")
+        slack.fail_with_error("internal_error", count=1, after=2, methods=["chat.postMessage"])
+        first = await poster(sessions, slack, clock.now(), config=config, clock=clock).post_kind(
+            PeriodKind.DAILY
+        )
+        assert first.outcome is Outcome.FAILED
+        clock.advance(60 * 60)
+        retry = poster(sessions, slack, clock.now(), config=config, clock=clock, channel="#moved")
+        again = await retry.post_kind(PeriodKind.DAILY)
+        [message] = summary_messages(slack)
+        thread = slack.messages(message["channel"], thread_ts=message["ts"])
+    parts = [m["metadata"]["event_payload"]["part"] for m in thread]
+    assert (again.outcome, again.ts) == (Outcome.POSTED, message["ts"])
+    assert len(parts) >= 2 and parts == list(range(1, len(parts) + 1))
+    assert slack.messages("#moved") == []
+
+
+async def test_a_period_forced_before_its_time_is_not_posted_again_by_the_schedule(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """`digest daily --force` on a day never posted posts it once; the 09:00 job then finds it
+    posted (and so does a second look)."""
+    add_day_of_events(sessions, registered_app, MONDAY)
+    printed: list[str] = []
+    daily = poster(sessions, None, TUESDAY_11, console=printed.append)
+    period = period_of(PeriodKind.DAILY, MONDAY, BERLIN)
+    assert (await daily.post(PeriodKind.DAILY, period, force=True)).outcome is Outcome.PRINTED
+    assert (await daily.post_kind(PeriodKind.DAILY)).outcome is Outcome.ALREADY_POSTED
+    assert len(printed) == 1
+    with sessions() as session:
+        postings = summary_postings(session, "daily")
+    assert [(p.generation, p.forced, p.status) for p in postings] == [(0, True, "posted")]
+
+
+async def test_a_day_s_summary_counts_the_events_from_its_midnight_to_the_next(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A day with no events of its own gets no summary, whatever happened the day before or at
+    the next midnight; an event at 00:00 belongs to the day it starts."""
+    saturday_noon = datetime(2026, 11, 21, 12, tzinfo=BERLIN)
+    monday_midnight = datetime(2026, 11, 23, 0, tzinfo=BERLIN)
+    rows = [
+        {"app_id": registered_app.app_id, "external_id": f"e{n}", "prompt": "p",
+         "response": "r", "rating": "down", "occurred_at": at, "received_at": at}
+        for n, at in enumerate([saturday_noon, monday_midnight])
+    ]  # fmt: skip
+    with sessions.begin() as session:
+        session.execute(insert(FeedbackEvent), rows)
+    daily = poster(sessions, None, TUESDAY_11, console=lambda _text: None)
+    outcomes = [
+        (await daily.post(PeriodKind.DAILY, period_of(PeriodKind.DAILY, day, BERLIN))).outcome
+        for day in (date(2026, 11, 22), MONDAY)
+    ]
+    assert outcomes == [Outcome.NO_DATA, Outcome.PRINTED]
+
+
+def test_a_period_has_one_holder_at_a_time_and_a_takeover_gets_a_full_lease(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Replicas claiming Monday's daily: the first holds it for its lease (10 minutes here);
+    then one other takes it over, with how far the first got in Slack, for a lease of its own."""
+    lease, start = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
+
+    def claim(worker: str, minutes: int) -> Claim | None:
+        at = start + timedelta(minutes=minutes)
+        return claim_period(session, PeriodKind.DAILY, MONDAY, worker=worker, now=at, lease=lease)
+
+    with sessions.begin() as session:
+        first = claim("a", 0)
+        assert first is not None and (first.generation, first.took_over) == (0, False)
+        assert claim("b", 9) is None
+        record_parent(session, first.post_id, worker="a", channel_id="C1", ts="1795000000.000100")
+        record_parts(session, first.post_id, worker="a", count=2)
+        taken = claim("b", 10)
+        assert taken == Claim(first.post_id, 0, True, "C1", "1795000000.000100", 2)
+        assert claim("c", 19) is None  # b's lease runs from its takeover
+        assert claim("c", 20) is not None
+
+
+def test_a_posted_period_is_not_claimed_again_while_others_wait_for_a_retry(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Monday's weekly digest is posted (its chart still to share); its own forced repost, the
+    daily of the same Monday and the previous week's digest are all left by a process that
+    died. The scheduled post of Monday's week is not claimed again: only those are."""
+    lease, start = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
+    later, week_before = start + timedelta(hours=1), MONDAY - timedelta(days=7)
+    with sessions.begin() as session:
+        for kind, day in [(PeriodKind.WEEKLY, MONDAY), (PeriodKind.DAILY, MONDAY),
+                          (PeriodKind.WEEKLY, week_before)]:  # fmt: skip
+            assert claim_period(session, kind, day, worker="dead", now=start, lease=lease)
+        [posted] = summary_postings(session, "weekly")[1:]
+        mark_posted(
+            session, posted.id, worker="dead", channel="C1", ts="1795000000.000100", now=start,
+            chart_pending=True,
+        )  # fmt: skip
+        claim_forced(session, PeriodKind.WEEKLY, MONDAY, worker="dead", now=start, lease=lease)
+
+        def claim(kind: PeriodKind, day: date) -> Claim | None:
+            return claim_period(session, kind, day, worker="next", now=later, lease=lease)
+
+        assert claim(PeriodKind.WEEKLY, MONDAY) is None
+        assert posting_of(session, PeriodKind.WEEKLY, MONDAY) == Posting(
+            PostingStatus.CLAIMED, 1, None
+        )  # the forced repost, still in progress
+        assert claim(PeriodKind.DAILY, MONDAY) is not None
+        assert claim(PeriodKind.WEEKLY, week_before) is not None

@@ -190,6 +190,7 @@ class _Rule:
     remaining: int | None = None
     until: float | None = None
     methods: frozenset[str] | None = None
+    after: int = 0  # matching calls still to let through before the rule applies
 
     def expired(self, now: float) -> bool:
         return self.remaining == 0 or (self.until is not None and now >= self.until)
@@ -394,10 +395,13 @@ class FakeSlack:
         *,
         count: int | None = None,
         methods: Iterable[str] | None = None,
+        after: int = 0,
     ) -> None:
         """Answer the next calls with a Slack error (HTTP 200, ``{"ok": false, "error": …}``),
-        for errors the fake cannot otherwise be led to (`is_archived`, `account_inactive`…)."""
-        self._add_rule(self._faults, _Rule("error", error=error), None, count, methods)
+        for errors the fake cannot otherwise be led to (`is_archived`, `account_inactive`…);
+        `after` lets that many matching calls succeed first (a failure midway through a thread)."""
+        rule = _Rule("error", error=error, after=after)
+        self._add_rule(self._faults, rule, None, count, methods)
 
     def rate_limit(
         self,
@@ -473,6 +477,9 @@ class FakeSlack:
             rules[:] = [r for r in rules if not r.expired(now)]
             for rule in rules:
                 if rule.applies_to(method):
+                    if rule.after:
+                        rule.after -= 1
+                        continue
                     if rule.remaining is not None:
                         rule.remaining -= 1
                     return rule
