@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import shutil
@@ -21,7 +22,13 @@ from bot.alerts.message import EVENT_TYPE, REPLY_EVENT_TYPE, alert_message
 from bot.alerts.redaction import Redactor
 from bot.slack.history import thread_metadata
 from bot.slack.pacing import ChannelPacer
-from storage.alerts import claim_due_alerts, record_parent_posted
+from storage.alerts import (
+    claim_due_alerts,
+    mark_failed,
+    mark_posted,
+    mark_retry,
+    record_parent_posted,
+)
 from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.events import NewEvent, store_events
 from storage.models import Alert
@@ -388,6 +395,52 @@ async def test_stopping_leaves_other_workers_claims_and_given_up_alerts_alone(
     assert claims() == before
 
 
+async def test_a_pass_takes_one_batch_what_has_waited_longest_first(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Replicas share the outbox a batch at a time (two here); the alert due for a minute (a
+    retry) goes before the two new ones, of which the older goes next."""
+    events = [{"prompt": f"p{n}", "response": "r"} for n in range(3)]
+    store_downvotes(sessions, registered_app, events)
+    with sessions.begin() as session:
+        session.execute(
+            update(Alert)
+            .where(Alert.id == 3)
+            .values(next_attempt_at=utc_now() - timedelta(minutes=1))
+        )
+    policy = DeliveryPolicy(base_delay=0.0, max_delay=0.0, batch_size=2)
+    with FakeSlack() as slack:
+        assert await make_worker(sessions, slack, policy=policy).deliver_due() == 2
+    assert alert_statuses(sessions) == ["posted", "pending", "posted"]
+
+
+def test_a_worker_whose_lease_ran_out_can_no_longer_write_the_alert(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Worker a was only slow: once b has taken the alert over, what a records is ignored."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    lease, start = timedelta(seconds=30), utc_now()
+    with sessions.begin() as session:
+        [held] = claim_due_alerts(session, worker="a", now=start, lease=lease, limit=1)
+        [taken] = claim_due_alerts(session, worker="b", now=start + lease * 2, lease=lease, limit=1)
+        assert (taken.id, taken.reconcile) == (held.id, True)
+        late = start + lease * 2
+        record_parent_posted(session, held.id, worker="a", channel_id="C9", ts="1795000000.000900")
+        assert not mark_posted(session, held.id, worker="a", now=late, channel_id="C9", ts="1.2")
+        mark_retry(session, held.id, worker="a", at=late, error="internal_error")
+        mark_failed(session, held.id, worker="a", error="is_archived")
+        row = session.get(Alert, held.id)
+        assert row is not None
+        session.refresh(row)
+        assert (row.status, row.claimed_by, row.slack_ts, row.last_error) == (
+            "sending",
+            "b",
+            None,
+            None,
+        )
+        assert mark_posted(session, held.id, worker="b", now=late, channel_id="C1", ts="1.1")
+
+
 async def test_on_postgresql_a_claim_in_progress_is_skipped_not_waited_for(
     sessions: sessionmaker[Session], registered_app: RegisteredApp, database_url: str
 ) -> None:
@@ -636,6 +689,8 @@ async def test_a_group_s_later_downvote_waits_for_the_first_s_message_without_us
         [parent] = [m for m in slack.messages() if m["thread_ts"] is None]
         [member] = thread_of(slack, parent)
     assert member["metadata"]["event_payload"]["event_id"] == 2
+    assert "Another downvote like this one" in member["text"] + json.dumps(member["blocks"])
+    assert "actions" not in {block["type"] for block in member["blocks"]}  # no controls
     with sessions() as session:
         rows = session.execute(select(Alert.status, Alert.attempts).order_by(Alert.id)).all()
     assert [tuple(row) for row in rows] == [("posted", 2), ("posted", 1)]
@@ -659,3 +714,24 @@ async def test_a_group_s_downvotes_stored_together_go_out_in_one_pass_first_one_
     assert parent["metadata"]["event_payload"]["event_id"] == 1
     assert sorted(m["metadata"]["event_payload"]["event_id"] for m in members) == [2, 3]
     assert alert_statuses(sessions) == ["posted"] * 3
+
+
+async def test_a_group_whose_first_downvote_failed_for_good_posts_the_later_ones_alone(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """The first one's channel is gone: a later downvote of the group does not wait for a
+    thread that will never be, it is an alert of its own, with the controls."""
+    from bot.config import Grouping
+
+    first = [{"prompt": ORDER.format(1), "response": "r"}]
+    store_downvotes(sessions, registered_app, first, channel="#gone")
+    with FakeSlack() as slack:
+        worker = make_worker(sessions, slack, grouping=Grouping())
+        await worker.deliver_due()
+        later = [{"external_id": "later", "prompt": ORDER.format(2), "response": "r"}]
+        store_downvotes(sessions, registered_app, later)
+        await worker.deliver_due()
+        [alone] = slack.messages("#alerts")
+    assert alert_statuses(sessions) == ["failed", "posted"]
+    assert alone["thread_ts"] is None and alone["metadata"]["event_payload"]["event_id"] == 2
+    assert "actions" in {block["type"] for block in alone["blocks"]}

@@ -473,7 +473,8 @@ def test_a_period_has_one_holder_at_a_time_and_a_takeover_gets_a_full_lease(
     sessions: sessionmaker[Session],
 ) -> None:
     """Replicas claiming Monday's daily: the first holds it for its lease (10 minutes here);
-    then one other takes it over, with how far the first got in Slack, for a lease of its own."""
+    then one other takes it over, with how far the first got in Slack, for a lease of its own,
+    and the first can no longer write it."""
     lease, start = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
 
     def claim(worker: str, minutes: int) -> Claim | None:
@@ -488,6 +489,15 @@ def test_a_period_has_one_holder_at_a_time_and_a_takeover_gets_a_full_lease(
         record_parts(session, first.post_id, worker="a", count=2)
         taken = claim("b", 10)
         assert taken == Claim(first.post_id, 0, True, "C1", "1795000000.000100", 2)
+        # a was only slow: what it records now is ignored, the period is b's to finish
+        record_parent(session, first.post_id, worker="a", channel_id="C9", ts="1795000000.000900")
+        mark_posted(
+            session, first.post_id, worker="a", channel="C9", ts="1795000000.000900",
+            now=start + timedelta(minutes=11),
+        )  # fmt: skip
+        assert posting_of(session, PeriodKind.DAILY, MONDAY) == Posting(
+            PostingStatus.CLAIMED, 0, "1795000000.000100"
+        )
         assert claim("c", 19) is None  # b's lease runs from its takeover
         assert claim("c", 20) is not None
 
