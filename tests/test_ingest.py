@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -364,6 +367,31 @@ def test_webhook_id_is_the_idempotency_key_when_the_event_has_none(
     assert count_events(sessions) == 1
 
 
+def test_ids_made_for_events_without_one_are_distinct_and_sort_in_arrival_order(
+    settings: Settings, registered_app: RegisteredApp
+) -> None:
+    """Like ULIDs: 48 bits of milliseconds, then 80 random bits, so new ids join the index's end."""
+    start = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    bearer = {"authorization": f"Bearer {registered_app.api_key}"}
+    ids: list[str] = []
+    with TestClient(build_service(settings, clock=clock).app) as client:
+        for n in range(6):
+            for _same_millisecond in range(3):
+                response = client.post(
+                    "/v1/feedback", json={"prompt": "p", "response": "r"}, headers=bearer
+                )
+                assert response.status_code == 202, response.text
+                ids.append(response.json()["id"])
+            clock.advance(0.001 if n % 2 else 3600)
+    assert len(set(ids)) == 18
+    assert all(re.fullmatch(r"dv_[0-9a-f]{32}", made) for made in ids), ids
+    first_millisecond = int(start.timestamp() * 1000)
+    assert ids[0][3:15] == f"{first_millisecond:012x}"
+    groups = [ids[n : n + 3] for n in range(0, 18, 3)]
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(groups))
+
+
 def test_same_event_id_twenty_times_concurrently_is_stored_once(
     live_server: LiveServer, registered_app: RegisteredApp, sessions: sessionmaker[Session]
 ) -> None:
@@ -419,6 +447,43 @@ def test_health_readiness_and_metrics(client: TestClient, registered_app: Regist
     post_signed(client, registered_app, {"prompt": "p", "response": "r", "rating": "down"})
     metrics = client.get("/metrics").text
     assert 'downvote_events_stored_total{rating="down"}' in metrics
+
+
+def metric_samples(client: TestClient) -> dict[tuple[str, str], float]:
+    """/metrics as {(sample name, rating label or ""): value}."""
+    families = text_string_to_metric_families(client.get("/metrics").text)
+    return {
+        (sample.name, sample.labels.get("rating", "")): sample.value
+        for family in families
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_every_stored_event_by_rating_and_every_duplicate(
+    client: TestClient, registered_app: RegisteredApp
+) -> None:
+    before = metric_samples(client)
+    bearer = {"authorization": f"Bearer {registered_app.api_key}"}
+    events = [
+        {"id": "m1", "prompt": "p", "response": "r", "rating": "down"},
+        {"id": "m2", "prompt": "p", "response": "r", "rating": "up"},
+        {"id": "m3", "prompt": "p", "response": "r", "rating": "up"},
+        {"id": "m4", "prompt": "p", "response": "r"},
+        {"id": "m1", "prompt": "p", "response": "r", "rating": "down"},  # repeats
+        {"id": "m3", "prompt": "p", "response": "r", "rating": "up"},
+    ]
+    batch = client.post("/v1/feedback/batch", json={"events": events}, headers=bearer)
+    assert batch.status_code == 202, batch.text
+    single = client.post("/v1/feedback", json=events[1], headers=bearer)
+    assert single.json() == {"id": "m2", "duplicate": True}
+    after = metric_samples(client)
+
+    def grew(name: str, rating: str = "") -> float:
+        return after.get((name, rating), 0) - before.get((name, rating), 0)
+
+    stored = "downvote_events_stored_total"
+    assert (grew(stored, "down"), grew(stored, "up"), grew(stored, "none")) == (1, 2, 1)
+    assert grew("downvote_events_duplicate_total") == 3
 
 
 text_st = st.text(

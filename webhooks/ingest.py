@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -114,16 +114,21 @@ class Ingestor:
     def _count(
         self, requests: Sequence[tuple[Caller, list[NewEvent]]], results: list[list[StoredEvent]]
     ) -> None:
-        downvotes = 0
-        for (_, events), stored in zip(requests, results, strict=True):
-            for event, outcome in zip(events, stored, strict=True):
+        """Metrics and the delivery worker's wake-up, once per transaction rather than per event."""
+        stored: Counter[str] = Counter()
+        duplicates = 0
+        for (_, events), outcomes in zip(requests, results, strict=True):
+            for event, outcome in zip(events, outcomes, strict=True):
                 if outcome.duplicate:
-                    EVENTS_DUPLICATE.inc()
-                    continue
-                EVENTS_STORED.labels(rating=event.rating or "none").inc()
-                downvotes += event.rating == Rating.DOWN
-        if downvotes:
-            self.on_stored(downvotes)
+                    duplicates += 1
+                else:
+                    stored[event.rating or "none"] += 1
+        if duplicates:
+            EVENTS_DUPLICATE.inc(duplicates)
+        for rating, count in stored.items():
+            EVENTS_STORED.labels(rating=rating).inc(count)
+        if stored[Rating.DOWN]:
+            self.on_stored(stored[Rating.DOWN])
 
 
 def parse_body(model: type[Model], text: str) -> Model:

@@ -180,7 +180,7 @@ class FeedbackIn(BaseModel):
             occurred_at = occurred_at.replace(tzinfo=UTC)
         return NewEvent(
             **{name: getattr(self, name) for name in _SAME_NAMED},
-            external_id=self.id or webhook_id or new_external_id(),
+            external_id=self.id or webhook_id or new_external_id(now),
             occurred_at=occurred_at,
             webhook_id=webhook_id,
         )
