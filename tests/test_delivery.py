@@ -360,6 +360,58 @@ async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_o
     assert len(events) == len(set(events)) == 3
 
 
+def refuse_marking_posted(sessions: sessionmaker[Session]) -> Callable[[], None]:
+    """Make the database refuse to record an alert as posted, as a full disk would; the
+    function returned lifts the fault."""
+    with sessions.begin() as session:
+        if is_postgresql(session):
+            session.execute(text(
+                "CREATE FUNCTION refuse_posted() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'disk full'; END $$"
+            ))  # fmt: skip
+            session.execute(text(
+                "CREATE TRIGGER refuse_posted BEFORE UPDATE ON alerts FOR EACH ROW "
+                "WHEN (NEW.status = 'posted') EXECUTE FUNCTION refuse_posted()"
+            ))  # fmt: skip
+        else:
+            session.execute(text(
+                "CREATE TRIGGER refuse_posted BEFORE UPDATE ON alerts "
+                "WHEN NEW.status = 'posted' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            ))  # fmt: skip
+
+    def lift() -> None:
+        with sessions.begin() as session:
+            session.execute(text("DROP TRIGGER refuse_posted" + (
+                " ON alerts" if is_postgresql(session) else ""
+            )))  # fmt: skip
+            if is_postgresql(session):
+                session.execute(text("DROP FUNCTION refuse_posted"))
+
+    return lift
+
+
+async def test_a_post_slack_took_but_the_database_did_not_record_is_not_posted_again(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Slack accepts the alert, then the write recording it fails and the worker stops: the
+    next worker finds the message in the channel and records it, rather than posting twice."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with FakeSlack() as slack:
+        first = make_worker(sessions, slack, name="first")
+        lift = refuse_marking_posted(sessions)
+        with pytest.raises(Exception, match="disk full"):
+            await first.deliver_due()
+        assert len(slack.messages("#alerts")) == 1
+        lift()
+        stop = asyncio.Event()
+        stop.set()
+        await first.run(stop)  # stopping at once: only the hand-back runs
+        await deliver_all(make_worker(sessions, slack, name="second"), sessions)
+        posted = slack.messages("#alerts")
+    assert len(posted) == 1
+    assert alert_statuses(sessions) == ["posted"]
+
+
 async def test_stopping_leaves_other_workers_claims_and_given_up_alerts_alone(
     sessions: sessionmaker[Session], registered_app: RegisteredApp
 ) -> None:

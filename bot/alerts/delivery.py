@@ -273,12 +273,10 @@ class DeliveryWorker:
     ) -> datetime | None:
         """Post one alert, recording each step Slack confirms; if it failed, say when to retry."""
         self._in_flight.add(alert.id)
-        try:
-            retry_at = await self._deliver(alert, placement)
-        except Exception:
-            self._in_flight.discard(alert.id)
-            raise
-        # Cancelled mid-post (stopping), it stays in flight: it may be in Slack already.
+        retry_at = await self._deliver(alert, placement)
+        # Cancelled mid-post (stopping), or failed after Slack may have taken the post (the
+        # database write recording it), it stays in flight: on stopping, its next owner then
+        # looks for it in Slack before posting, instead of posting it a second time.
         self._in_flight.discard(alert.id)
         return retry_at
 
