@@ -66,14 +66,18 @@ def _row(
 def _claim_of(
     session: Session, kind: PeriodKind, start: date, generation: int, *, took_over: bool
 ) -> Claim:
-    post = session.scalars(
-        select(SummaryPost)
-        .where(
+    # Columns, not the entity: what the claim just wrote, never a copy the session held before.
+    post = session.execute(
+        select(
+            SummaryPost.id,
+            SummaryPost.slack_channel,
+            SummaryPost.slack_ts,
+            SummaryPost.parts_posted,
+        ).where(
             SummaryPost.kind == kind,
             SummaryPost.period_start == start,
             SummaryPost.generation == generation,
         )
-        .execution_options(populate_existing=True)
     ).one()
     return Claim(
         post.id, generation, took_over, post.slack_channel, post.slack_ts, post.parts_posted
@@ -139,7 +143,7 @@ def record_parts(session: Session, post_id: int, *, worker: str, count: int) -> 
 
 def mark_posted(
     session: Session, post_id: int, *, worker: str, channel: str | None, ts: str | None,
-    now: datetime, chart_pending: bool = False,
+    now: datetime, chart_pending: bool,
 ) -> None:  # fmt: skip
     values: dict[str, object] = {
         "status": PostingStatus.POSTED, "slack_channel": channel, "slack_ts": ts,

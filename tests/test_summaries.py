@@ -493,7 +493,7 @@ def test_a_period_has_one_holder_at_a_time_and_a_takeover_gets_a_full_lease(
         record_parent(session, first.post_id, worker="a", channel_id="C9", ts="1795000000.000900")
         mark_posted(
             session, first.post_id, worker="a", channel="C9", ts="1795000000.000900",
-            now=start + timedelta(minutes=11),
+            now=start + timedelta(minutes=11), chart_pending=False,
         )  # fmt: skip
         assert posting_of(session, PeriodKind.DAILY, MONDAY) == Posting(
             PostingStatus.CLAIMED, 0, "1795000000.000100"
