@@ -180,7 +180,6 @@ class FailedAlert:
     channel: str | None
     attempts: int
     last_error: str | None
-    created_at: datetime
 
 
 def failed_alerts(session: Session) -> list[FailedAlert]:
@@ -199,7 +198,6 @@ def failed_alerts(session: Session) -> list[FailedAlert]:
             channel=alert.channel,
             attempts=alert.attempts,
             last_error=alert.last_error,
-            created_at=alert.created_at,
         )
         for alert, external_id, app_name in rows
     ]

@@ -28,6 +28,7 @@ from storage.alerts import (
     mark_posted,
     mark_retry,
     record_parent_posted,
+    was_erased,
 )
 from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.events import NewEvent, store_events
@@ -479,6 +480,8 @@ def test_a_worker_whose_lease_ran_out_can_no_longer_write_the_alert(
         late = start + lease * 2
         record_parent_posted(session, held.id, worker="a", channel_id="C9", ts="1795000000.000900")
         assert not mark_posted(session, held.id, worker="a", now=late, channel_id="C9", ts="1.2")
+        # refused because b holds it, not because its event was erased: a's post is not deleted
+        assert not was_erased(session, held.id)
         mark_retry(session, held.id, worker="a", at=late, error="internal_error")
         mark_failed(session, held.id, worker="a", error="is_archived")
         row = session.get(Alert, held.id)

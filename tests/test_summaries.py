@@ -27,6 +27,7 @@ from storage.summaries import (
     Claim,
     Posting,
     claim_forced,
+    claim_pending_charts,
     claim_period,
     mark_posted,
     posting_of,
@@ -530,3 +531,47 @@ def test_a_posted_period_is_not_claimed_again_while_others_wait_for_a_retry(
         )  # the forced repost, still in progress
         assert claim(PeriodKind.DAILY, MONDAY) is not None
         assert claim(PeriodKind.WEEKLY, week_before) is not None
+
+
+def test_a_forced_repost_numbers_its_period_s_postings_alone(
+    sessions: sessionmaker[Session],
+) -> None:
+    """`--force` on Monday's daily makes its generation 1, whatever other periods have: the
+    weekly digest of the same Monday posted three times, Sunday's daily twice."""
+    lease, now = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
+    sunday = MONDAY - timedelta(days=1)
+    with sessions.begin() as session:
+        for kind, day, times in [(PeriodKind.WEEKLY, MONDAY, 3), (PeriodKind.DAILY, sunday, 2),
+                                 (PeriodKind.DAILY, MONDAY, 1)]:  # fmt: skip
+            for _ in range(times):
+                claim_forced(session, kind, day, worker="a", now=now, lease=lease)
+        claim = claim_forced(session, PeriodKind.DAILY, MONDAY, worker="b", now=now, lease=lease)
+        mine = [
+            (p.period_start, p.generation, p.claimed_by)
+            for p in summary_postings(session, "daily")
+            if p.id == claim.post_id
+        ]
+    assert mine == [(MONDAY, 1, "b")]
+    assert claim == Claim(claim.post_id, 1, False)  # nothing posted yet: nothing to check first
+
+
+def test_a_forced_digest_s_chart_is_shared_by_its_poster_alone(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A forced weekly digest is posted and its poster goes on to share the chart: the chart
+    retry job of another process leaves it alone until the poster's lease runs out."""
+    lease, now = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
+    with sessions.begin() as session:
+        claim = claim_forced(session, PeriodKind.WEEKLY, MONDAY, worker="a", now=now, lease=lease)
+        mark_posted(
+            session, claim.post_id, worker="a", channel="C1", ts="1795000000.000100", now=now,
+            chart_pending=True,
+        )  # fmt: skip
+
+        def retry(minutes: int) -> list[int]:
+            at = now + timedelta(minutes=minutes)
+            charts = claim_pending_charts(session, worker="retry", now=at, lease=lease)
+            return [chart.post_id for chart in charts]
+
+        assert retry(9) == []
+        assert retry(10) == [claim.post_id]
