@@ -28,6 +28,7 @@ from storage.alerts import (
     mark_posted,
     mark_retry,
     record_parent_posted,
+    record_replies_posted,
     was_erased,
 )
 from storage.db import is_postgresql, make_engine, make_sessionmaker
@@ -318,6 +319,30 @@ async def test_a_live_lease_keeps_a_second_worker_off_the_alert(
         with sessions.begin() as session:  # the lease runs out: now the second may take over
             session.execute(update(Alert).values(claimed_until=utc_now() - timedelta(seconds=1)))
         assert await second.deliver_due() == 3
+
+
+def test_each_reply_slack_confirms_keeps_a_long_thread_s_claim_alive(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A 30 s lease, and a thread whose last confirmed reply came at 20 s: at 40 s the claim
+    is still the first worker's (its lease renewed to 50 s), so no one else starts the thread."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    lease, start = timedelta(seconds=30), utc_now()
+    with sessions.begin() as session:
+        [held] = claim_due_alerts(session, worker="first", now=start, lease=lease, limit=1)
+        record_parent_posted(session, held.id, worker="first", channel_id="C1", ts="1.1")
+        record_replies_posted(
+            session, alert_id=held.id, worker="first", count=3,
+            lease_until=start + timedelta(seconds=20) + lease,
+        )  # fmt: skip
+
+        def claimed_by_second(seconds: int) -> list[int]:
+            at = start + timedelta(seconds=seconds)
+            return [a.id for a in claim_due_alerts(session, worker="second", now=at, lease=lease,
+                                                   limit=1)]  # fmt: skip
+
+        assert claimed_by_second(40) == []
+        assert claimed_by_second(51) == [held.id]
 
 
 async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_out(

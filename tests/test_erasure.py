@@ -17,7 +17,7 @@ from bot.config import Grouping, Retention
 from bot.retention import RetentionJob
 from bot.settings import Settings
 from bot.summaries.schedule import RETENTION_JOB, make_scheduler
-from storage.alerts import claim_due_alerts
+from storage.alerts import claim_due_alerts, mark_retry, record_parent_posted
 from storage.erasure import erase, erase_in_batches, of_user
 from storage.events import NewEvent, store_events
 from storage.models import DataDeletion, FeedbackEvent, SlackDeletion
@@ -306,3 +306,25 @@ def test_forget_asks_first_and_explains_mistakes(
     assert user_ids(sessions) == ["u_9"]
     confirmed = run_cli(env, "forget", "--user-id", "u_9", input="y\n")
     assert confirmed.returncode == 0 and user_ids(sessions) == []
+
+
+def test_an_alert_cut_short_in_its_group_s_thread_is_deleted_from_that_thread(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A group's later downvote went into the group's thread, then Slack failed before all its
+    parts were posted; the user is forgotten while it waits for its retry. Its deletion looks
+    for its parts in the group's thread, where they are, not in one of its own."""
+    clock = FakeClock(utc_now())
+    send(sessions, registered_app, clock, {"external_id": "e", "user_id": "u_9", "prompt": LONG})
+    group_thread, own = "1795000000.000100", "1795000000.000200"
+    with sessions.begin() as session:
+        [held] = claim_due_alerts(
+            session, worker="w", now=clock.now(), lease=timedelta(minutes=2), limit=1
+        )
+        record_parent_posted(
+            session, held.id, worker="w", channel_id="C1", ts=own, thread_ts=group_thread
+        )
+        mark_retry(session, held.id, worker="w", at=clock.now(), error="internal_error")
+        erase(session, of_user("u_9"), now=clock.now(), reason=DeletionReason.FORGET, actor="t")
+        deletions = session.execute(select(SlackDeletion.ts, SlackDeletion.thread_ts)).all()
+    assert [tuple(d) for d in deletions] == [(own, group_thread)]

@@ -33,6 +33,7 @@ from storage.summaries import (
     posting_of,
     record_parent,
     record_parts,
+    release,
 )
 from tests.support.alerting import FAST_RETRIES
 from tests.support.cli import run_cli
@@ -537,11 +538,12 @@ def test_a_forced_repost_numbers_its_period_s_postings_alone(
     sessions: sessionmaker[Session],
 ) -> None:
     """`--force` on Monday's daily makes its generation 1, whatever other periods have: the
-    weekly digest of the same Monday posted three times, Sunday's daily twice."""
+    weekly digest of the same Monday posted three times, Sunday's daily three times too. Its
+    latest posting is that one."""
     lease, now = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
     sunday = MONDAY - timedelta(days=1)
     with sessions.begin() as session:
-        for kind, day, times in [(PeriodKind.WEEKLY, MONDAY, 3), (PeriodKind.DAILY, sunday, 2),
+        for kind, day, times in [(PeriodKind.WEEKLY, MONDAY, 3), (PeriodKind.DAILY, sunday, 3),
                                  (PeriodKind.DAILY, MONDAY, 1)]:  # fmt: skip
             for _ in range(times):
                 claim_forced(session, kind, day, worker="a", now=now, lease=lease)
@@ -551,7 +553,9 @@ def test_a_forced_repost_numbers_its_period_s_postings_alone(
             for p in summary_postings(session, "daily")
             if p.id == claim.post_id
         ]
+        latest = posting_of(session, PeriodKind.DAILY, MONDAY)
     assert mine == [(MONDAY, 1, "b")]
+    assert latest == Posting(PostingStatus.CLAIMED, 1, None)
     assert claim == Claim(claim.post_id, 1, False)  # nothing posted yet: nothing to check first
 
 
@@ -575,3 +579,21 @@ def test_a_forced_digest_s_chart_is_shared_by_its_poster_alone(
 
         assert retry(9) == []
         assert retry(10) == [claim.post_id]
+
+
+def test_a_failed_posting_releases_its_own_claim_only(sessions: sessionmaker[Session]) -> None:
+    """Monday's daily failed in a's hands and is released: the next try takes it at once.
+    Monday's weekly digest, held by b, stays b's until its lease runs out."""
+    lease, now = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
+    with sessions.begin() as session:
+        daily = claim_period(session, PeriodKind.DAILY, MONDAY, worker="a", now=now, lease=lease)
+        weekly = claim_period(session, PeriodKind.WEEKLY, MONDAY, worker="b", now=now, lease=lease)
+        assert daily is not None and weekly is not None
+        release(session, daily.post_id, worker="a", now=now)
+        release(session, weekly.post_id, worker="a", now=now)  # not a's: nothing happens
+
+        def claim(kind: PeriodKind) -> Claim | None:
+            return claim_period(session, kind, MONDAY, worker="c", now=now, lease=lease)
+
+        assert claim(PeriodKind.WEEKLY) is None
+        assert claim(PeriodKind.DAILY) is not None
