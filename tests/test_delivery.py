@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
@@ -203,8 +204,10 @@ async def test_reconciles_a_post_made_before_a_crash(
 
 
 async def test_preview_mode_prints_instead_of_posting(
-    sessions: sessionmaker[Session], registered_app: RegisteredApp
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Printed, with a log line linking to Slack's Block Kit Builder showing the alert's blocks."""
+    caplog.set_level(logging.INFO, logger="downvote.delivery")
     printed: list[str] = []
     store_downvotes(sessions, registered_app, [{"prompt": "What is 2+2?", "response": "5"}])
     worker = make_worker(sessions, None, channel=None, console=printed.append)
@@ -212,6 +215,12 @@ async def test_preview_mode_prints_instead_of_posting(
     assert len(printed) == 1
     assert "What is 2+2?" in printed[0] and "preview" in printed[0]
     assert alert_statuses(sessions) == ["posted"]
+    [line] = [m for m in caplog.messages if "block-kit-builder" in m]
+    label, url = line.split(": ", 1)
+    assert label == "see it as Slack would"
+    assert url.startswith("https://app.slack.com/block-kit-builder/#")
+    shown = json.loads(unquote(url.split("#", 1)[1]))["blocks"]
+    assert "What is 2+2?" in json.dumps(shown)
 
 
 @pytest.mark.parametrize("workers", [2])

@@ -85,6 +85,10 @@ TRANSIENT: dict[str, tuple[Callable[[FakeSlack], None], int]] = {
 }
 
 
+# What a pending alert's last_error says after each kind of failure.
+LAST_ERROR = {"5xx": "fatal_error", "connection reset": "connection: ", "timeout": "connection: "}
+
+
 @pytest.mark.parametrize("failure", TRANSIENT)
 async def test_a_transient_failure_is_retried_up_to_the_limit_then_dead_lettered(
     sessions: sessionmaker[Session], registered_app: RegisteredApp, failure: str
@@ -97,7 +101,9 @@ async def test_a_transient_failure_is_retried_up_to_the_limit_then_dead_lettered
         for attempt in (1, 2):
             await worker.deliver_due()
             row = alert_row(sessions)
-            assert (row.status, row.attempts) == ("pending", attempt)  # kept for another try
+            # kept for another try, saying why (as `downvote alerts failed` would, once failed)
+            assert (row.status, row.attempts) == ("pending", attempt)
+            assert row.last_error is not None and row.last_error.startswith(LAST_ERROR[failure])
         await worker.deliver_due()
         await worker.deliver_due()  # nothing left to try
         tries = posts(slack)

@@ -134,7 +134,8 @@ def _bearer_caller(headers: Mapping[str, str], cache: CredentialCache) -> Caller
     credential = cache.api_key(hash_api_key(api_key.strip()))
     if credential is None or not _still_valid(credential, cache.now()):
         raise AuthError("unknown or expired API key")
-    return _caller(credential, headers.get("webhook-id"))
+    # No webhook-id to key on: a request with one is a signed request, checked as such.
+    return _caller(credential, webhook_id=None)
 
 
 def has_credentials(headers: Mapping[str, str]) -> bool:
