@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.orm import Session
 
 from storage import leases
@@ -157,12 +157,13 @@ def release_claims(
 ) -> int:
     """On shutdown, hand back every claim so another process takes it at once.
 
-    An alert not yet started goes back to pending. One that may have reached Slack (being
-    posted as we stopped, or its thread begun) keeps its state with its lease ended now: the
-    next owner reconciles it against the channel before posting anything.
+    An alert not in flight goes back to pending: what Slack confirmed of it (a thread begun in
+    an earlier attempt) is recorded, and the next owner resumes from there. One in flight (being
+    posted as we stopped, or failed after Slack may have taken it) keeps its state with its
+    lease ended now: the next owner reconciles it against the channel before posting anything.
     """
     ours = and_(Alert.status == AlertStatus.SENDING, Alert.claimed_by == worker)
-    touched = or_(Alert.id.in_(list(in_flight)), Alert.slack_ts.is_not(None))
+    touched = Alert.id.in_(list(in_flight))
     untouched = session.execute(
         update(Alert)
         .where(ours, ~touched)

@@ -664,6 +664,54 @@ async def test_a_crash_mid_thread_resumes_after_the_last_reply_slack_has(
     assert alert_statuses(sessions) == ["posted"]
 
 
+async def test_a_thread_begun_earlier_is_handed_back_pending_and_resumed_from_its_record(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A worker stops holding an alert whose thread an earlier attempt began (the parent and
+    two replies recorded) but which it is not posting: it is pending at once, and the next
+    worker posts only the missing replies, with no need to search the channel first."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p " * 20_000, "response": "r"}])
+    with FakeSlack() as slack:
+        stopping = make_worker(sessions, slack, name="stopping")
+        [claimed] = await stopping._db(
+            lambda s: claim_due_alerts(
+                s, worker="stopping", now=utc_now(), lease=timedelta(minutes=10), limit=1
+            )
+        )
+        message = alert_message(claimed.event, categories=[], redactor=Redactor())
+        parent = slack.add_message(
+            "#alerts", message.text, user="U0FAKEBOT", blocks=message.blocks,
+            metadata=message.metadata,
+        )  # fmt: skip
+        for part in (1, 2):
+            slack.add_message(
+                "#alerts", message.replies[part - 1], user="U0FAKEBOT", thread_ts=parent["ts"],
+                metadata={"event_type": REPLY_EVENT_TYPE,
+                          "event_payload": {"event_id": claimed.event.id, "part": part}},
+            )  # fmt: skip
+        with sessions.begin() as session:
+            record_parent_posted(
+                session, claimed.id, worker="stopping", channel_id=parent["channel"],
+                ts=parent["ts"],
+            )  # fmt: skip
+            record_replies_posted(
+                session, alert_id=claimed.id, worker="stopping", count=2,
+                lease_until=utc_now() + timedelta(minutes=10),
+            )  # fmt: skip
+        stop = asyncio.Event()
+        stop.set()
+        await stopping.run(stop)
+        assert alert_statuses(sessions) == ["pending"]
+        await deliver_all(make_worker(sessions, slack, name="next"), sessions)
+        searched = [c for c in slack.calls if c.method.startswith("conversations.")]
+        posted = slack.calls_to("chat.postMessage")
+        thread = slack.messages(parent["channel"], thread_ts=parent["ts"])
+    assert len(posted) == len(message.replies) - 2
+    assert len(thread) == len(message.replies)  # the replies, each once
+    assert searched == []
+    assert alert_statuses(sessions) == ["posted"]
+
+
 async def test_an_alert_with_no_channel_anywhere_waits_for_a_person(
     sessions: sessionmaker[Session], registered_app: RegisteredApp
 ) -> None:
