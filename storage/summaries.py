@@ -166,34 +166,29 @@ def release(session: Session, post_id: int, *, worker: str, now: datetime) -> No
 def claim_pending_charts(
     session: Session, *, worker: str, now: datetime, lease: timedelta
 ) -> list[PendingChart]:
-    """Weekly digests posted without their chart, claimed for one more upload each."""
+    """Weekly digests posted without their chart, claimed for one more upload each (one
+    UPDATE: a chart another process holds, or took a moment ago, is not taken)."""
     free = or_(SummaryPost.claimed_until.is_(None), SummaryPost.claimed_until <= now)
     rows = session.execute(
-        select(
-            SummaryPost.id,
-            SummaryPost.period_start,
-            SummaryPost.slack_channel,
-            SummaryPost.slack_ts,
-        )
+        update(SummaryPost)
         .where(
-            SummaryPost.status == PostingStatus.POSTED,
             SummaryPost.chart_pending.is_(True),
             SummaryPost.slack_channel.is_not(None),
             SummaryPost.slack_ts.is_not(None),
             free,
         )
-        .order_by(SummaryPost.id)
-    ).all()
-    claimed = []
-    for row in rows:
-        taken = session.execute(
-            update(SummaryPost)
-            .where(SummaryPost.id == row.id, SummaryPost.chart_pending.is_(True), free)
-            .values(claimed_by=worker, claimed_until=now + lease)
+        .values(claimed_by=worker, claimed_until=now + lease)
+        .returning(
+            SummaryPost.id,
+            SummaryPost.period_start,
+            SummaryPost.slack_channel,
+            SummaryPost.slack_ts,
         )
-        if taken.rowcount:  # type: ignore[attr-defined]
-            claimed.append(PendingChart(row.id, row.period_start, row.slack_channel, row.slack_ts))
-    return claimed
+    ).all()
+    charts = [
+        PendingChart(row.id, row.period_start, row.slack_channel, row.slack_ts) for row in rows
+    ]
+    return sorted(charts, key=lambda chart: chart.post_id)
 
 
 def chart_shared(session: Session, post_id: int, *, worker: str) -> None:

@@ -579,6 +579,7 @@ def test_a_forced_digest_s_chart_is_shared_by_its_poster_alone(
 
         assert retry(9) == []
         assert retry(10) == [claim.post_id]
+        assert retry(10) == []  # taken a moment ago: held for this retry's lease, not twice
 
 
 def test_a_failed_posting_releases_its_own_claim_only(sessions: sessionmaker[Session]) -> None:
