@@ -610,6 +610,35 @@ async def test_a_backlog_goes_out_batch_after_batch_without_waiting_for_the_next
         await running
 
 
+def awaiting(task: asyncio.Task[Any], name: str) -> bool:
+    """Whether `task` is suspended inside the coroutine function called `name`."""
+    coroutine: Any = task.get_coro()
+    while coroutine is not None:
+        if getattr(getattr(coroutine, "cr_code", None), "co_name", None) == name:
+            return True
+        coroutine = getattr(coroutine, "cr_await", None)
+    return False
+
+
+async def test_a_downvote_stored_wakes_an_idle_worker_from_another_thread(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Ingest stores in a thread of its own, then wakes the worker: with a ten-minute poll, the
+    downvote is posted at once, not at the next poll."""
+    policy = DeliveryPolicy(idle_poll_seconds=600)
+    with FakeSlack() as slack:
+        worker = make_worker(sessions, slack, policy=policy)
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        await poll(lambda: awaiting(running, "_idle"), "the worker, idle")
+        store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+        await asyncio.to_thread(worker.wake)
+        await poll(lambda: alert_statuses(sessions) == ["posted"], "the downvote, posted")
+        stop.set()
+        await running
+        assert len(slack.messages("#alerts")) == 1
+
+
 async def poll(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
     """`wait_until` for async tests: give the loop a turn between checks."""
     deadline = asyncio.get_running_loop().time() + timeout

@@ -367,6 +367,24 @@ def test_webhook_id_is_the_idempotency_key_when_the_event_has_none(
     assert count_events(sessions) == 1
 
 
+def test_the_delivery_worker_is_told_of_each_transaction_s_new_downvotes(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A batch of two new downvotes, a thumbs-up and a repeated downvote wakes delivery once,
+    for two; a batch with no new downvote does not wake it."""
+    told: list[int] = []
+    app = create_app(sessions, max_body_bytes=1 << 20, on_downvotes_stored=told.append)
+    bearer = {"authorization": f"Bearer {registered_app.api_key}"}
+    down = {"prompt": "p", "response": "r", "rating": "down"}
+    events = [{**down, "id": "a"}, {**down, "id": "b"}, {**down, "id": "a"},
+              {**down, "id": "c", "rating": "up"}]  # fmt: skip
+    with TestClient(app) as client:
+        first = client.post("/v1/feedback/batch", json={"events": events}, headers=bearer)
+        again = client.post("/v1/feedback/batch", json={"events": events[:3]}, headers=bearer)
+    assert [first.status_code, again.status_code] == [202, 202]
+    assert told == [2]
+
+
 def test_ids_made_for_events_without_one_are_distinct_and_sort_in_arrival_order(
     settings: Settings, registered_app: RegisteredApp
 ) -> None:
