@@ -34,6 +34,7 @@ from storage.alerts import (
 )
 from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.events import NewEvent, store_events
+from storage.leases import next_due_at
 from storage.models import Alert
 from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.alerting import alert_statuses, make_worker, store_downvotes
@@ -637,6 +638,39 @@ async def test_a_downvote_stored_wakes_an_idle_worker_from_another_thread(
         stop.set()
         await running
         assert len(slack.messages("#alerts")) == 1
+
+
+async def test_in_preview_mode_the_worker_prints_then_idles_without_errors(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without Slack there is nothing to erase in it: a pass prints the alert, then the worker
+    waits for the next one, with no pass failing on the way."""
+    printed: list[str] = []
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    worker = make_worker(
+        sessions, None, channel=None, console=printed.append,
+        policy=DeliveryPolicy(idle_poll_seconds=600),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await poll(lambda: printed, "the alert, printed")
+    await poll(lambda: awaiting(running, "_idle"), "the worker, idle")
+    stop.set()
+    await running
+    assert len(printed) == 1
+    assert "delivery pass failed" not in caplog.text
+
+
+def test_with_nothing_waiting_nothing_falls_due(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """An empty outbox has no next due time (the worker then sleeps a whole poll)."""
+    with sessions() as session:
+        assert next_due_at(session) is None
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    with sessions() as session:
+        due = next_due_at(session)
+    assert due is not None and due <= utc_now()
 
 
 async def poll(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
