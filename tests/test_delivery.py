@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.alerts.delivery import DeliveryPolicy
@@ -35,7 +35,7 @@ from storage.alerts import (
 from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.events import NewEvent, store_events
 from storage.leases import next_due_at
-from storage.models import Alert
+from storage.models import Alert, SlackDeletion
 from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.alerting import alert_statuses, make_worker, store_downvotes
 from tests.support.clock import FakeClock
@@ -914,6 +914,49 @@ async def test_a_group_s_downvotes_stored_together_go_out_in_one_pass_first_one_
     assert parent["metadata"]["event_payload"]["event_id"] == 1
     assert sorted(m["metadata"]["event_payload"]["event_id"] for m in members) == [2, 3]
     assert alert_statuses(sessions) == ["posted"] * 3
+
+
+async def test_each_alert_records_where_and_when_it_was_posted(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """The group's first downvote in the channel, the later one in its thread: each alert keeps
+    its message, the thread it went into (what erasure later deletes its notes from) and when."""
+    from bot.config import Grouping
+
+    events = [{"prompt": ORDER.format(n), "response": "r"} for n in range(2)]
+    store_downvotes(sessions, registered_app, events)
+    clock = FakeClock(utc_now())
+    with FakeSlack() as slack:
+        worker = make_worker(sessions, slack, clock=clock, grouping=Grouping())
+        await deliver_all(worker, sessions)
+        [parent] = [m for m in slack.messages() if m["thread_ts"] is None]
+        [member] = thread_of(slack, parent)
+    with sessions() as session:
+        query = select(Alert.slack_channel_id, Alert.slack_ts, Alert.slack_thread_ts,
+                       Alert.posted_at).order_by(Alert.id)  # fmt: skip
+        recorded = [tuple(row) for row in session.execute(query)]
+    assert recorded == [
+        (parent["channel"], parent["ts"], None, clock.now()),
+        (member["channel"], member["ts"], parent["ts"], clock.now()),
+    ]
+
+
+async def test_a_post_made_after_another_worker_took_the_alert_over_is_not_deleted(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Worker a was slow: b took the alert over, then a's post went through. a cannot record it
+    (b will find it in the channel), and must not take it back as if the event were erased."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    lease, start = timedelta(seconds=30), utc_now()
+    with FakeSlack() as slack:
+        a = make_worker(sessions, slack, name="a")
+        with sessions.begin() as session:
+            [held] = claim_due_alerts(session, worker="a", now=start, lease=lease, limit=1)
+            claim_due_alerts(session, worker="b", now=start + lease * 2, lease=lease, limit=1)
+        assert await a.deliver(held) is None
+        assert len(slack.messages("#alerts")) == 1
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(SlackDeletion)) == 0
 
 
 async def test_a_group_whose_first_downvote_failed_for_good_posts_the_later_ones_alone(
