@@ -76,17 +76,11 @@ def schedule_refresh(row: DownvoteGroup | Spike, *, now: datetime, every: timede
 
 def claim_due_refreshes(session: Session, model: type[Counted], *, now: datetime) -> list[int]:
     """The ids of the rows whose message is due for an update and is in Slack, each claimed
-    by one process (the update that clears `refresh_due_at` succeeds once)."""
-    due = session.scalars(
-        select(model.id).where(model.refresh_due_at <= now, model.slack_ts.is_not(None))
-    ).all()
-    claimed = []
-    for row_id in due:
-        taken = session.execute(
-            update(model)
-            .where(model.id == row_id, model.refresh_due_at <= now)
-            .values(refresh_due_at=None, refreshed_at=now)
-        )
-        if taken.rowcount:  # type: ignore[attr-defined]
-            claimed.append(row_id)
-    return claimed
+    by one process (one UPDATE clears `refresh_due_at`: a second process finds it clear)."""
+    claimed = session.execute(
+        update(model)
+        .where(model.refresh_due_at <= now, model.slack_ts.is_not(None))
+        .values(refresh_due_at=None, refreshed_at=now)
+        .returning(model.id)
+    )
+    return sorted(claimed.scalars())

@@ -34,8 +34,8 @@ from storage.alerts import (
 )
 from storage.db import is_postgresql, make_engine, make_sessionmaker
 from storage.events import NewEvent, store_events
-from storage.leases import next_due_at
-from storage.models import Alert, SlackDeletion
+from storage.leases import claim_due_refreshes, next_due_at
+from storage.models import Alert, DownvoteGroup, SlackDeletion
 from storage.records import EventFilter, event_record_dict, iter_events
 from tests.support.alerting import alert_statuses, make_worker, store_downvotes
 from tests.support.clock import FakeClock
@@ -353,6 +353,55 @@ def test_each_reply_slack_confirms_keeps_a_long_thread_s_claim_alive(
 
         assert claimed_by_second(40) == []
         assert claimed_by_second(51) == [held.id]
+
+
+async def test_while_slack_keeps_up_a_channel_s_alerts_go_out_four_at_a_time(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A slow Web API (here one that does not answer): four posts to the channel are in
+    flight at once, not one after another."""
+    store_downvotes(
+        sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(6)]
+    )
+    policy = DeliveryPolicy(in_flight_per_channel=4)
+    with FakeSlack() as slack:
+        slack.hang(600, methods=["chat.postMessage"])
+        delivering = asyncio.create_task(make_worker(sessions, slack, policy=policy).deliver_due())
+        await slack.async_wait_for(
+            lambda: len(slack.calls_to("chat.postMessage")) >= 4, description="four posts"
+        )
+        in_flight = len(slack.calls_to("chat.postMessage"))
+        delivering.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await delivering
+    assert in_flight == 4
+
+
+def test_each_message_due_for_an_update_is_claimed_once(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """Two groups' messages are due for an update: one process claims both, the next none. A
+    third group's is due only in a second, a fourth's is not in Slack yet: neither is claimed."""
+    store_downvotes(
+        sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(4)]
+    )
+    now = utc_now()
+    due = [now, now, now + timedelta(seconds=1), now]
+    with sessions.begin() as session:
+        groups = [
+            DownvoteGroup(
+                app_id=registered_app.app_id, head_event_id=n + 1, signature=b"-",
+                first_seen_at=now, last_seen_at=now, slack_channel_id="C1",
+                slack_ts=None if n == 3 else f"1795000000.00000{n}", refresh_due_at=due[n],
+            )
+            for n in range(4)
+        ]  # fmt: skip
+        session.add_all(groups)
+        session.flush()
+        ids = [group.id for group in groups]
+        first = claim_due_refreshes(session, DownvoteGroup, now=now)
+        second = claim_due_refreshes(session, DownvoteGroup, now=now)
+    assert (first, second) == (ids[:2], [])
 
 
 async def test_stopping_hands_back_every_claim_at_once_not_when_its_lease_runs_out(
