@@ -661,10 +661,12 @@ async def test_a_backlog_goes_out_batch_after_batch_without_waiting_for_the_next
 
 
 def awaiting(task: asyncio.Task[Any], name: str) -> bool:
-    """Whether `task` is suspended inside the coroutine function called `name`."""
+    """Whether `task` is suspended inside the coroutine function called `name` (or its copy
+    under `make mutate`, which renames it `xǁClassǁname__mutmut_orig`)."""
     coroutine: Any = task.get_coro()
     while coroutine is not None:
-        if getattr(getattr(coroutine, "cr_code", None), "co_name", None) == name:
+        code_name = getattr(getattr(coroutine, "cr_code", None), "co_name", "")
+        if code_name.rsplit("ǁ", 1)[-1].split("__mutmut")[0] == name:
             return True
         coroutine = getattr(coroutine, "cr_await", None)
     return False
