@@ -25,11 +25,13 @@ from bot.slack.history import thread_metadata
 from bot.slack.pacing import ChannelPacer
 from storage.alerts import (
     claim_due_alerts,
+    count_by_status,
     mark_failed,
     mark_posted,
     mark_retry,
     record_parent_posted,
     record_replies_posted,
+    release_claims,
     was_erased,
 )
 from storage.db import is_postgresql, make_engine, make_sessionmaker
@@ -375,6 +377,44 @@ async def test_while_slack_keeps_up_a_channel_s_alerts_go_out_four_at_a_time(
         with pytest.raises(asyncio.CancelledError):
             await delivering
     assert in_flight == 4
+
+
+def test_stopping_leaves_an_alert_another_worker_took_over_in_its_hands(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """a's post of the alert hung past its lease and b took it over; a stops with it still in
+    flight: b keeps the alert and its lease."""
+    store_downvotes(sessions, registered_app, [{"prompt": "p", "response": "r"}])
+    lease, start = timedelta(seconds=30), utc_now()
+    with sessions.begin() as session:
+        [held] = claim_due_alerts(session, worker="a", now=start, lease=lease, limit=1)
+        claim_due_alerts(session, worker="b", now=start + lease * 2, lease=lease, limit=1)
+        before = session.execute(select(Alert.claimed_by, Alert.claimed_until)).one()
+        released = release_claims(
+            session, worker="a", now=start + lease * 2, in_flight=frozenset({held.id})
+        )
+        after = session.execute(select(Alert.claimed_by, Alert.claimed_until)).one()
+    assert released == 0
+    assert tuple(after) == tuple(before)
+    assert after.claimed_by == "b"
+
+
+def test_alerts_are_counted_by_status(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """What `downvote alerts` and the alerts-by-status gauge show."""
+    store_downvotes(
+        sessions, registered_app, [{"prompt": f"p{n}", "response": "r"} for n in range(4)]
+    )
+    now = utc_now()
+    with sessions.begin() as session:
+        first, second, _ = claim_due_alerts(
+            session, worker="w", now=now, lease=timedelta(seconds=30), limit=3
+        )
+        mark_posted(session, first.id, worker="w", now=now)
+        mark_failed(session, second.id, worker="w", error="is_archived")
+        counts = count_by_status(session)
+    assert counts == {"posted": 1, "failed": 1, "sending": 1, "pending": 1}
 
 
 def test_each_message_due_for_an_update_is_claimed_once(

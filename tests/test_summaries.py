@@ -562,15 +562,19 @@ def test_a_forced_repost_numbers_its_period_s_postings_alone(
 def test_a_forced_digest_s_chart_is_shared_by_its_poster_alone(
     sessions: sessionmaker[Session],
 ) -> None:
-    """A forced weekly digest is posted and its poster goes on to share the chart: the chart
-    retry job of another process leaves it alone until the poster's lease runs out."""
+    """Two forced weekly digests are posted and their posters go on to share the charts: the
+    chart retry job of another process leaves them alone until the posters' lease runs out."""
     lease, now = timedelta(minutes=10), TUESDAY_11.astimezone(UTC)
     with sessions.begin() as session:
-        claim = claim_forced(session, PeriodKind.WEEKLY, MONDAY, worker="a", now=now, lease=lease)
-        mark_posted(
-            session, claim.post_id, worker="a", channel="C1", ts="1795000000.000100", now=now,
-            chart_pending=True,
-        )  # fmt: skip
+        claims = [
+            claim_forced(session, PeriodKind.WEEKLY, MONDAY, worker="a", now=now, lease=lease)
+            for _ in range(2)
+        ]
+        for claim in claims:
+            mark_posted(
+                session, claim.post_id, worker="a", channel="C1", ts="1795000000.000100",
+                now=now, chart_pending=True,
+            )  # fmt: skip
 
         def retry(minutes: int) -> list[int]:
             at = now + timedelta(minutes=minutes)
@@ -578,7 +582,7 @@ def test_a_forced_digest_s_chart_is_shared_by_its_poster_alone(
             return [chart.post_id for chart in charts]
 
         assert retry(9) == []
-        assert retry(10) == [claim.post_id]
+        assert retry(10) == [claim.post_id for claim in claims]
         assert retry(10) == []  # taken a moment ago: held for this retry's lease, not twice
 
 
