@@ -11,8 +11,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.alerts.delivery import DeliveryWorker
+from bot.alerts.spike_message import spike_metadata
+from bot.alerts.spikes import rules_of
 from bot.config import Grouping, SpikeLimits
 from bot.slack.pacing import ChannelPacer
+from storage import spikes
 from storage.events import NewEvent, store_events
 from storage.models import Alert, Spike
 from storage.states import AlertStatus
@@ -164,3 +167,57 @@ async def test_a_steady_busy_app_is_no_spike(
         await drain(worker, sessions)
         assert not [m for m in slack.messages() if kind(m) == SPIKE]
         assert len([m for m in slack.messages() if m["thread_ts"] is None]) == 30
+
+
+async def test_a_spike_message_a_dead_process_posted_is_found_not_posted_again(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """A process opened the spike and posted its message, then died before recording it; once
+    its claim runs out the next process finds that message and threads the burst under it."""
+    clock = FakeClock()
+    with FakeSlack(clock=clock) as slack:
+        for n in range(25):
+            store(sessions, registered_app, clock, n)
+        with sessions.begin() as session:
+            spike = spikes.current(
+                session, registered_app.app_id, now=clock.now(), rules=rules_of(SpikeLimits())
+            )
+            assert spike is not None
+            spikes.claim_message(
+                session, spike.id, worker="dead", now=clock.now(), lease=timedelta(seconds=30)
+            )
+        posted = slack.add_message(
+            "#alerts", "A spike", user="U0FAKEBOT", metadata=spike_metadata(spike.id)
+        )
+        clock.advance(31)
+        await drain(spike_worker(sessions, slack, clock), sessions)
+        spike_messages = [m for m in slack.messages() if kind(m) == SPIKE]
+        in_thread = slack.messages(posted["channel"], thread_ts=posted["ts"])
+    assert [m["ts"] for m in spike_messages] == [posted["ts"]]
+    assert len(in_thread) >= 20
+
+
+async def test_a_new_problem_joining_a_calming_spike_shows_on_its_message(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """The burst has left the window (the spike is calming, its peak behind it) when one more
+    new problem comes: it goes into the spike's thread, and the message counts it."""
+    clock = FakeClock()
+    with FakeSlack(clock=clock) as slack:
+        worker = spike_worker(sessions, slack, clock)
+        for n in range(25):
+            store(sessions, registered_app, clock, n)
+        await drain(worker, sessions)
+        [spike] = [m for m in slack.messages() if kind(m) == SPIKE]
+        clock.advance(11 * 60)
+        await worker.deliver_due()
+        before = json.dumps(slack.message(spike["channel"], spike["ts"])["blocks"])
+        store(sessions, registered_app, clock, 100)
+        await drain(worker, sessions)
+        clock.advance(10)
+        await worker.deliver_due()
+        after = json.dumps(slack.message(spike["channel"], spike["ts"])["blocks"])
+        last = slack.messages(spike["channel"], thread_ts=spike["ts"])[-1]
+    assert "(25 since it began)" in before
+    assert "*1 downvotes in the last 10 min* (26 since it began)" in after
+    assert last["metadata"]["event_payload"]["external_id"] == "burst-100"
