@@ -649,12 +649,13 @@ async def test_the_worker_outlives_a_database_it_cannot_reach(
     path = tmp_path / "not-yet" / "downvote.db"
     engine = make_engine(f"sqlite:///{path}")
     sessions = make_sessionmaker(engine)
-    policy = DeliveryPolicy(base_delay=0.0, max_delay=0.0, idle_poll_seconds=0.05)
+    policy = DeliveryPolicy(base_delay=0.0, max_delay=0.0, idle_poll_seconds=0.5)
     with FakeSlack() as slack:
         worker = make_worker(sessions, slack, policy=policy)
         stop = asyncio.Event()
         running = asyncio.create_task(worker.run(stop))
         await poll(lambda: "delivery pass failed" in caplog.text, "the failure logged")
+        await poll(lambda: awaiting(running, "_idle"), "a pause before the next try")
         path.parent.mkdir()
         shutil.copy(sqlite_template, path)  # the database is back
         store_downvotes(sessions, register_app(sessions), [{"prompt": "p", "response": "r"}])
