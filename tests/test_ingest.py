@@ -7,12 +7,17 @@ import gc
 import itertools
 import json
 import re
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.service import build_service
 from bot.settings import Settings
 from storage.apps import rotate_credentials
-from storage.db import engine_of, is_postgresql, make_engine, make_sessionmaker
+from storage.db import engine_of, is_postgresql, is_sqlite, make_engine, make_sessionmaker
 from storage.models import Alert, FeedbackEvent
 from storage.states import TriageStatus
 from storage.triage import change_categories, set_status
@@ -35,6 +40,7 @@ from tests.support.processes import downvote_env
 from tests.support.server import LiveServer
 from tests.support.signing import signed, utc_now
 from webhooks.app import create_app
+from webhooks.ingest import Ingestor
 
 EMOJI_PROMPT = ("Résumé ✅ 👩🏽‍💻 <!channel> & <@U1> \n" * 3000)[:100_000]
 FULL_EVENT: dict[str, Any] = {
@@ -678,3 +684,59 @@ def lock_waiters(sessions: sessionmaker[Session]) -> int:
             )
             or 0
         )
+
+
+def writer_threads_inside(function: Callable[..., Any]) -> list[str]:
+    """The ingest writer threads whose stack is inside `function` at this moment."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    inside: list[str] = []
+    for ident, frame in sys._current_frames().items():
+        name = names.get(ident, "")
+        stack = frame
+        while stack is not None and name.startswith("ingest-writer"):
+            if stack.f_code is function.__code__:
+                inside.append(name)
+                break
+            stack = stack.f_back
+    return inside
+
+
+def test_on_sqlite_a_request_waiting_for_another_process_s_write_does_not_stall_the_server(
+    service: FastAPI,
+    live_server: LiveServer,
+    registered_app: RegisteredApp,
+    sessions: sessionmaker[Session],
+) -> None:
+    """While another process (here a connection of the test's) holds SQLite's write lock, the
+    request waits on the writer thread, the server answers others, and the event is stored
+    once the lock is free."""
+    engine = service.state.ingestor.engine
+    if not is_sqlite(engine):
+        pytest.skip("SQLite's write lock; PostgreSQL's row locks are the test above")
+    bearer = {"authorization": f"Bearer {registered_app.api_key}"}
+    holder = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> tuple[int, int, bool]:
+        async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as http:
+            held = asyncio.create_task(
+                http.post("/v1/feedback", json={"prompt": "p", "response": "r"}, headers=bearer)
+            )
+            await asyncio.to_thread(
+                wait_until,
+                lambda: writer_threads_inside(Ingestor._write),
+                "the request's transaction to wait for the lock on the writer thread",
+            )
+            # A server whose event loop waited for the lock (30 s) would not answer in 10.
+            health = await http.get("/healthz", timeout=10)
+            still_held = not held.done()
+            holder.rollback()
+            return health.status_code, (await held).status_code, still_held
+
+    try:
+        health_status, held_status, still_held = asyncio.run(scenario())
+    finally:
+        holder.close()
+    assert health_status == 200 and still_held
+    assert held_status == 202
+    assert count_events(sessions) == 1

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from storage.apps import active_credentials
 from storage.clock import SYSTEM_CLOCK, Clock
-from storage.db import engine_of, is_sqlite, write_lock
+from storage.db import engine_of, is_sqlite, read, write_lock
 from storage.events import NewEvent, StoredEvent, store_events
 from storage.states import Rating
 from webhooks.auth import Caller, CredentialCache, authenticate, has_credentials
@@ -56,8 +56,9 @@ class Ingestor:
         return engine_of(self.sessions)
 
     def _load_credentials(self, now: datetime) -> list[Any]:
-        with self.sessions() as session:
-            return list(active_credentials(session, now=now))
+        """A read that takes no write lock: it runs on the event loop's thread, which must not
+        wait behind a writer (on SQLite a plain session would BEGIN IMMEDIATE and queue)."""
+        return read(self.sessions, lambda session: list(active_credentials(session, now=now)))
 
     async def read(self, request: Request) -> tuple[Caller, str]:
         """Check size, type and credentials, in that order, before anything is parsed."""
