@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -55,12 +56,24 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 READ_ONLY = "downvote_read_only"
+NO_WAIT = "downvote_no_wait"
 
 
 def _sqlite_on_begin(connection: Any) -> None:
-    # Readers take no write lock: a long summary query must not stall ingestion.
-    read_only = connection.get_execution_options().get(READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    options = connection.get_execution_options()
+    if options.get(READ_ONLY, False):
+        # Readers take no write lock: a long summary query must not stall ingestion.
+        connection.exec_driver_sql("BEGIN")
+    elif not options.get(NO_WAIT, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        # Fail at once ("database is locked") if another process is writing, rather than
+        # wait out the busy timeout; the connection's usual patience is restored either way.
+        connection.exec_driver_sql("PRAGMA busy_timeout=0")
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        finally:
+            connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -100,8 +113,16 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
     """
     if not is_sqlite(engine):
         return nullcontext()
+    return _sqlite_write_lock(engine)
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.Lock:
     with _write_locks_guard:
         return _write_locks.setdefault(engine, threading.Lock())
+
+
+class WriterBusy(Exception):
+    """Another thread or process is writing to the SQLite database at this moment."""
 
 
 def engine_of(sessions: sessionmaker[Session]) -> Engine:
@@ -115,6 +136,26 @@ def transact(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T
     """Run `work` in one transaction (behind the SQLite write gate) and commit it."""
     with write_lock(engine_of(sessions)), sessions.begin() as session:
         return work(session)
+
+
+def transact_now(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Like `transact`, on SQLite, but raise WriterBusy at once instead of waiting for the
+    write lock: for the event loop's own thread, which must never block on another writer."""
+    engine = engine_of(sessions)
+    if not is_sqlite(engine):
+        raise TypeError("transact_now is for SQLite, whose writes do no network I/O")
+    lock = _sqlite_write_lock(engine)
+    if not lock.acquire(blocking=False):
+        raise WriterBusy("another thread of this process is writing")
+    try:
+        with sessions.begin() as session:
+            try:
+                session.connection(execution_options={NO_WAIT: True})
+            except OperationalError as exc:  # SQLITE_BUSY: another process holds the lock
+                raise WriterBusy(str(exc.orig)) from exc
+            return work(session)
+    finally:
+        lock.release()
 
 
 def read(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
