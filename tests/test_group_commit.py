@@ -98,3 +98,21 @@ async def test_with_concurrency_groups_are_written_in_parallel() -> None:
     release.set()
     assert await first == 0
     assert writes == [[0], [1]]
+
+
+async def test_write_now_takes_the_groups_it_can_and_the_writer_thread_the_rest() -> None:
+    """SQLite's setting: a group `write_now` takes is written on the event loop's thread; one it
+    declines (None) is written on the writer thread instead, and both get their results."""
+    written_on: dict[int, str] = {}
+
+    def write(items: Sequence[int]) -> list[int]:
+        written_on.update((item, threading.current_thread().name) for item in items)
+        return [item + 1 for item in items]
+
+    def write_now(items: Sequence[int]) -> list[int] | None:
+        return None if any(item >= 100 for item in items) else write(items)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write, write_now=write_now)
+    assert await committer.submit(1) == 2
+    assert await committer.submit(100) == 101
+    assert written_on == {1: threading.current_thread().name, 100: "ingest-writer_0"}

@@ -10,7 +10,8 @@ import re
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.service import build_service
@@ -686,6 +688,22 @@ def lock_waiters(sessions: sessionmaker[Session]) -> int:
         )
 
 
+@contextmanager
+def statements_by_thread(engine: Engine, *starts: str) -> Iterator[list[tuple[str, str]]]:
+    """(thread name, statement) for each statement beginning with one of `starts`."""
+    seen: list[tuple[str, str]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().startswith(starts):
+            seen.append((threading.current_thread().name, statement.split("(")[0].strip()))
+
+    sqlalchemy_event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sqlalchemy_event.remove(engine, "before_cursor_execute", record)
+
+
 def writer_threads_inside(function: Callable[..., Any]) -> list[str]:
     """The ingest writer threads whose stack is inside `function` at this moment."""
     names = {thread.ident: thread.name for thread in threading.enumerate()}
@@ -699,6 +717,29 @@ def writer_threads_inside(function: Callable[..., Any]) -> list[str]:
                 break
             stack = stack.f_back
     return inside
+
+
+def test_on_sqlite_single_events_are_written_by_the_serving_thread_and_big_batches_are_not(
+    service: FastAPI, live_server: LiveServer, registered_app: RegisteredApp
+) -> None:
+    """Small groups skip the hand-off to the writer thread and back (ingest's latency under
+    load); a 1,000-event batch is inserted off the event loop, which keeps serving meanwhile."""
+    engine = service.state.ingestor.engine
+    if not is_sqlite(engine):
+        pytest.skip("PostgreSQL writes wait on the network: always on the writer threads")
+    bearer = {"authorization": f"Bearer {registered_app.api_key}"}
+    event_in = {"prompt": "p", "response": "r", "rating": "up"}
+    with (
+        statements_by_thread(engine, "INSERT INTO feedback_events") as inserts,
+        httpx.Client(base_url=live_server.url, timeout=30) as http,
+    ):
+        single = http.post("/v1/feedback", json=event_in, headers=bearer)
+        batch = http.post("/v1/feedback/batch", json={"events": [event_in] * 1000}, headers=bearer)
+    assert [single.status_code, batch.status_code] == [202, 202]
+    assert [thread for thread, _ in inserts] == [
+        live_server.thread.name,
+        "ingest-writer_0",
+    ]
 
 
 def test_on_sqlite_a_request_waiting_for_another_process_s_write_does_not_stall_the_server(
