@@ -328,3 +328,29 @@ def test_an_alert_cut_short_in_its_group_s_thread_is_deleted_from_that_thread(
         erase(session, of_user("u_9"), now=clock.now(), reason=DeletionReason.FORGET, actor="t")
         deletions = session.execute(select(SlackDeletion.ts, SlackDeletion.thread_ts)).all()
     assert [tuple(d) for d in deletions] == [(own, group_thread)]
+
+
+async def test_a_deletion_being_sent_is_held_in_its_workers_name(
+    sessions: sessionmaker[Session], registered_app: RegisteredApp
+) -> None:
+    """While Slack holds the chat.delete, the deletion is claimed by this worker by name, so a
+    worker whose lease ran out cannot later write over a successor's claim (as for alerts)."""
+    event = {"external_id": "e", "user_id": "u_9", "prompt": "p"}
+    send(sessions, registered_app, FakeClock(utc_now()), event)
+    with FakeSlack() as slack:
+        await drain(make_worker(sessions, slack), sessions)
+        with sessions.begin() as session:
+            erase(session, of_user("u_9"), now=utc_now(), reason=DeletionReason.FORGET, actor="t")
+        slack.hang(2, count=1, methods=["chat.delete"])
+        worker = make_worker(sessions, slack, name="worker-7")
+        erasing = asyncio.create_task(worker._pass())
+
+        def claim() -> tuple[str, str | None]:
+            with sessions() as session:
+                row = session.execute(select(SlackDeletion.status, SlackDeletion.claimed_by)).one()
+            return row.status, row.claimed_by
+
+        await poll(lambda: claim()[0] == DeletionStatus.SENDING, "the deletion to be claimed")
+        assert claim() == (DeletionStatus.SENDING, "worker-7")
+        await erasing
+        assert slack.messages() == []

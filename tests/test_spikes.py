@@ -103,6 +103,8 @@ async def test_fifty_new_problems_in_five_seconds_make_one_spike_message(
         for message in in_thread[1:]:  # each new problem keeps its triage controls
             assert "triage_categories" in json.dumps(message["blocks"])
         assert finished - started <= timedelta(minutes=4)
+        with sessions() as session:  # by name: a successor then looks in Slack before posting
+            assert session.scalar(select(Spike.claimed_by)) == worker.name
         # Only the opening burst meets a 429; from then on the channel is paced.
         limited = [i for i, o in enumerate(slack.outcomes) if o.status == 429]
         assert max(limited, default=0) < 10 and len(slack.outcomes) > 50
