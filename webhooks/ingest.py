@@ -47,7 +47,8 @@ class Ingestor:
 
     def __post_init__(self) -> None:
         self.credentials = CredentialCache(self._load_credentials, self.clock)
-        # SQLite has one writer; PostgreSQL overlaps one transaction's commit with the next.
+        # SQLite has one writer, and a small group is written at once on the event loop when
+        # it is free; PostgreSQL overlaps one transaction's commit with the next.
         if is_sqlite(self.engine):
             self._committer = GroupCommitter(self._write, write_now=self._write_now)
         else:
