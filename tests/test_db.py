@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 
@@ -11,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import WriterBusy, engine_of, is_sqlite, transact, transact_now, write_lock
+from tests.support.databases import another_process_writing
 
 
 @pytest.fixture
@@ -18,15 +18,6 @@ def sqlite_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     if not is_sqlite(engine_of(sessions)):
         pytest.skip("transact_now is for SQLite (PostgreSQL writes wait on the network anyway)")
     return sessions
-
-
-def another_process_writing(sessions: sessionmaker[Session]) -> sqlite3.Connection:
-    """A connection of its own holding SQLite's write lock, as another process would."""
-    path = engine_of(sessions).url.database
-    assert path is not None
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    return holder
 
 
 def marks(sessions: sessionmaker[Session]) -> list[str]:
@@ -50,7 +41,7 @@ def add_mark(name: str) -> Callable[[Session], str]:
 def test_transact_now_refuses_at_once_while_another_process_writes_then_writes_when_free(
     sqlite_sessions: sessionmaker[Session],
 ) -> None:
-    holder = another_process_writing(sqlite_sessions)
+    holder = another_process_writing(engine_of(sqlite_sessions))
     # The other process finishes after 10 s: a transact_now that waited would then write.
     finishes = threading.Timer(10, holder.rollback)
     finishes.start()
@@ -91,7 +82,7 @@ def test_after_a_refusal_the_connection_waits_for_writers_again(
 ) -> None:
     """The refusal sets the busy timeout to 0 for one BEGIN; the pooled connection gets its
     30 s back, so a plain `transact` on it queues behind another process instead of failing."""
-    holder = another_process_writing(sqlite_sessions)
+    holder = another_process_writing(engine_of(sqlite_sessions))
     with pytest.raises(WriterBusy):
         transact_now(sqlite_sessions, add_mark("refused"))
     released = threading.Timer(0.2, holder.rollback)  # the other process finishes a moment later

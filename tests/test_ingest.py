@@ -7,7 +7,6 @@ import gc
 import itertools
 import json
 import re
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from storage.states import TriageStatus
 from storage.triage import change_categories, set_status
 from tests.support.cli import run_cli
 from tests.support.clock import FakeClock
-from tests.support.databases import RegisteredApp, register_app
+from tests.support.databases import RegisteredApp, another_process_writing, register_app
 from tests.support.polling import wait_until
 from tests.support.processes import downvote_env
 from tests.support.server import LiveServer
@@ -689,17 +688,17 @@ def lock_waiters(sessions: sessionmaker[Session]) -> int:
 
 
 @contextmanager
-def statements_by_thread(engine: Engine, *starts: str) -> Iterator[list[tuple[str, str]]]:
-    """(thread name, statement) for each statement beginning with one of `starts`."""
-    seen: list[tuple[str, str]] = []
+def threads_running(engine: Engine, statement_start: str) -> Iterator[list[str]]:
+    """The name of the thread that runs each statement beginning with `statement_start`."""
+    threads: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().startswith(starts):
-            seen.append((threading.current_thread().name, statement.split("(")[0].strip()))
+        if statement.lstrip().startswith(statement_start):
+            threads.append(threading.current_thread().name)
 
     sqlalchemy_event.listen(engine, "before_cursor_execute", record)
     try:
-        yield seen
+        yield threads
     finally:
         sqlalchemy_event.remove(engine, "before_cursor_execute", record)
 
@@ -731,13 +730,12 @@ def test_on_sqlite_single_events_are_written_by_the_serving_thread_and_big_batch
     bearer = {"authorization": f"Bearer {registered_app.api_key}"}
     event_in = {"prompt": "p", "response": "r", "rating": "up"}
     with (
-        statements_by_thread(engine, "INSERT INTO feedback_events") as inserts,
+        threads_running(engine, "INSERT INTO feedback_events") as threads,
         httpx.Client(base_url=live_server.url, timeout=30) as http,
     ):
         singles = [http.post("/v1/feedback", json=event_in, headers=bearer) for _ in range(3)]
         batch = http.post("/v1/feedback/batch", json={"events": [event_in] * 1000}, headers=bearer)
     assert [r.status_code for r in [*singles, batch]] == [202] * 4
-    threads = [thread for thread, _ in inserts]
     assert len(threads) == 4
     assert live_server.thread.name in threads[:3]
     assert threads[3] == "ingest-writer_0"
@@ -756,8 +754,7 @@ def test_on_sqlite_a_request_waiting_for_another_process_s_write_does_not_stall_
     if not is_sqlite(engine):
         pytest.skip("SQLite's write lock; PostgreSQL's row locks are the test above")
     bearer = {"authorization": f"Bearer {registered_app.api_key}"}
-    holder = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
+    holder = another_process_writing(engine)
 
     async def scenario() -> tuple[int, int, bool]:
         async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as http:

@@ -7,6 +7,7 @@ that is asked for and unreachable fails loudly rather than being skipped unnotic
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,3 +94,13 @@ def audit_trail(session: Session, event_id: int) -> list[TriageAudit]:
     """The triage audit rows of one event, oldest first."""
     query = select(TriageAudit).where(TriageAudit.event_id == event_id).order_by(TriageAudit.id)
     return list(session.scalars(query))
+
+
+def another_process_writing(engine: Engine) -> sqlite3.Connection:
+    """A connection of its own holding SQLite's write lock, as another process would; the
+    caller ends it (`rollback`, from any thread) and closes it."""
+    path = engine.url.database
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
