@@ -158,6 +158,16 @@ def transact_now(sessions: sessionmaker[Session], work: Callable[[Session], T]) 
         lock.release()
 
 
+def in_autocommit(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run `work`, a statement atomic by itself, on a connection in autocommit: committed when
+    it returns, with no BEGIN or COMMIT round trip (PostgreSQL; SQLite needs `transact`)."""
+    if is_sqlite(engine):
+        raise TypeError("SQLite's writers queue on BEGIN IMMEDIATE: use transact")
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        return work(connection)
+
+
 def read(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
     """Run read-only `work` in one transaction that holds no write lock."""
     with sessions() as session:
@@ -175,13 +185,15 @@ async def read_in_thread(sessions: sessionmaker[Session], work: Callable[[Sessio
     return await asyncio.to_thread(read, sessions, work)
 
 
-def dialect_insert(session: Session, table: type[DeclarativeBase] | Table) -> Any:
+def dialect_insert(session: Session | Connection, table: type[DeclarativeBase] | Table) -> Any:
     """The session's dialect's INSERT, which knows ON CONFLICT."""
     insert = postgresql.insert if is_postgresql(session) else sqlite.insert
     return insert(table)
 
 
-def insert_ignoring_conflicts(session: Session, table: type[DeclarativeBase] | Table) -> Any:
+def insert_ignoring_conflicts(
+    session: Session | Connection, table: type[DeclarativeBase] | Table
+) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the session's dialect; add values and RETURNING."""
     return dialect_insert(session, table).on_conflict_do_nothing()
 
