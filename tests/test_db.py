@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import WriterBusy, engine_of, is_sqlite, transact, transact_now, write_lock
@@ -25,11 +26,11 @@ def marks(sessions: sessionmaker[Session]) -> list[str]:
         return list(session.scalars(text("SELECT name FROM apps ORDER BY name")))
 
 
-def add_mark(name: str) -> Callable[[Session], str]:
+def add_mark(name: str) -> Callable[[Any], str]:
     """A write that adds an app by that name (any row would do) and returns the name."""
 
-    def work(session: Session) -> str:
-        session.execute(
+    def work(database: Session | Connection) -> str:
+        database.execute(
             text("INSERT INTO apps (name, created_at) VALUES (:name, CURRENT_TIMESTAMP)"),
             {"name": name},
         )
@@ -47,12 +48,12 @@ def test_transact_now_refuses_at_once_while_another_process_writes_then_writes_w
     finishes.start()
     try:
         with pytest.raises(WriterBusy, match="locked"):
-            transact_now(sqlite_sessions, add_mark("refused"))
+            transact_now(engine_of(sqlite_sessions), add_mark("refused"))
     finally:
         finishes.cancel()
         holder.rollback()
         holder.close()
-    assert transact_now(sqlite_sessions, add_mark("written")) == "written"
+    assert transact_now(engine_of(sqlite_sessions), add_mark("written")) == "written"
     assert marks(sqlite_sessions) == ["written"]
 
 
@@ -65,7 +66,7 @@ def test_transact_now_refuses_while_another_thread_of_this_process_writes(
 
         def attempt() -> None:  # from another thread: this one holds the (non-reentrant) gate
             try:
-                outcome.append(transact_now(sqlite_sessions, add_mark("refused")))
+                outcome.append(transact_now(engine_of(sqlite_sessions), add_mark("refused")))
             except BaseException as exc:
                 outcome.append(exc)
 
@@ -84,7 +85,7 @@ def test_after_a_refusal_the_connection_waits_for_writers_again(
     30 s back, so a plain `transact` on it queues behind another process instead of failing."""
     holder = another_process_writing(engine_of(sqlite_sessions))
     with pytest.raises(WriterBusy):
-        transact_now(sqlite_sessions, add_mark("refused"))
+        transact_now(engine_of(sqlite_sessions), add_mark("refused"))
     released = threading.Timer(0.2, holder.rollback)  # the other process finishes a moment later
     released.start()
     try:

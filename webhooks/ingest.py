@@ -21,8 +21,8 @@ from storage.db import (
     in_autocommit,
     is_sqlite,
     read,
-    transact,
     transact_now,
+    transact_on_connection,
 )
 from storage.events import AppEvents, NewEvent, StoredEvent, store_event_groups
 from storage.states import Rating
@@ -109,8 +109,8 @@ class Ingestor:
 
         On PostgreSQL it is one statement in autocommit: committed when it returns."""
         if is_sqlite(self.engine):
-            results = transact(
-                self.sessions, lambda session: self._store(session.connection(), requests)
+            results = transact_on_connection(
+                self.engine, lambda connection: self._store(connection, requests)
             )
         else:
             results = in_autocommit(
@@ -128,7 +128,7 @@ class Ingestor:
             return None
         try:
             results = transact_now(
-                self.sessions, lambda session: self._store(session.connection(), requests)
+                self.engine, lambda connection: self._store(connection, requests)
             )
         except WriterBusy:
             return None
