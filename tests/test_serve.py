@@ -50,6 +50,9 @@ def test_newcomer_path_in_preview_mode(database_url: str, tmp_path: Path) -> Non
         sent = run_cli(env, "send-test", "--url", server.url, cwd=tmp_path)
         assert sent.returncode == 0, sent.stderr
         assert "202" in sent.stdout
+        # One access line per request, as uvicorn writes it.
+        access_line = r'INFO: {5}127\.0\.0\.1:\d+ - "POST /v1/feedback HTTP/1\.1" 202 Accepted\n'
+        assert re.search(access_line, server.text()), server.text()
         wait_until(lambda: "preview mode" in server.text(), "the alert printed in preview mode")
         assert "It invented a citation" in server.text()
         assert server.terminate() == 0

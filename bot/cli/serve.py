@@ -34,6 +34,8 @@ def serve(
     """Apply migrations, then run the receiver, the Slack worker and the scheduler."""
     import uvicorn
 
+    from bot.cli.access_log import log_config
+
     settings = load_settings()
     config = load_downvote_config(settings)
     engine = ready_engine(settings)  # migrate once, before any worker starts
@@ -57,6 +59,7 @@ def serve(
         port=port,
         log_level="info",
         access_log=access_log,
+        log_config=log_config(),
         timeout_graceful_shutdown=20,
     )
 
