@@ -42,7 +42,7 @@ lint: $(STAMP) ## ruff, mypy --strict, hadolint
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint Dockerfile
 
-bench-ingest: $(STAMP) ## ingest req/s, p50, p99 vs a bare FastAPI endpoint (needs wrk); SQLite, PostgreSQL, --workers 2
+bench-ingest: $(STAMP) ## ingest req/s, p50, p99 vs a bare FastAPI endpoint run just before (needs wrk); SQLite, PostgreSQL, --workers 2; median of 3 rounds (~7 min)
 	$(PY) benchmarks/ingest.py
 
 bench-delivery: $(STAMP) ## webhook-to-Slack latency and burst drain against a fake Slack

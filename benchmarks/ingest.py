@@ -1,18 +1,22 @@
 """Ingest throughput and latency: Downvote's receiver beside a bare FastAPI endpoint, same run.
 
-    .venv/bin/python benchmarks/ingest.py [--seconds 10] [--connections 16] [--pg-url URL]
-        [--batches 20] [--skip-postgresql]
+    .venv/bin/python benchmarks/ingest.py [--rounds 3] [--seconds 10] [--connections 16]
+        [--pg-url URL] [--batches 30] [--skip-postgresql]
 
 Single events are sent by `wrk -t1 -c16` (Debian's `wrk` package) as in issue 14: 200-byte
 thumbs-up events with an API key, so no Slack work. Servers run as subprocesses on loopback
-(one uvicorn process each unless stated), in this order, each warmed up for 2 s first:
+(one uvicorn process each unless stated), each warmed up for 2 s first:
 
 - the bare endpoint (reads the body, answers 202): the ceiling;
-- `downvote serve` on SQLite, access log on (as shipped) and off (`--no-access-log`);
+- `downvote serve` on SQLite: access log on (as shipped), `--no-access-log`, `--workers 2`;
 - `downvote serve` on PostgreSQL, one process and `--workers 2`;
-- 1000-event batches on SQLite (aiohttp, 2 at a time), in events/s.
+- then, once, 1000-event batches on SQLite (aiohttp, 2 at a time), in events/s.
 
-Prints req/s, p50 and p99 for each and the ratios to the bare endpoint's figures.
+The bare endpoint's rate moves by up to a third from one minute to the next on a shared
+machine, so it is measured again right before each server it is compared with: every ratio is
+to the bare run just before. Prints, for each server, the median over the rounds of req/s, p50,
+p99 and of those ratios, and every round's ratio beside them; the bare line is the median of
+all its runs.
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,48 +218,82 @@ def scratch_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def run(args: argparse.Namespace) -> list[Row]:
-    workdir = Path(tempfile.mkdtemp(prefix="downvote-bench-"))
-    rows = [measure_bare(workdir, args)]
-    sqlite = environment(f"sqlite:///{workdir}/single.db")
-    rows.append(measure("downvote serve, SQLite (access log on)", sqlite, workdir, args))
-    rows.append(
-        measure("downvote serve, SQLite, --no-access-log", sqlite, workdir, args, "--no-access-log")
+SINGLE_EVENT_SERVERS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("downvote serve, SQLite (access log on)", "sqlite", ()),
+    ("downvote serve, SQLite, --no-access-log", "sqlite", ("--no-access-log",)),
+    ("downvote serve, SQLite, --workers 2", "sqlite", ("--workers", "2", "--no-access-log")),
+    ("downvote serve, PostgreSQL", "postgresql", ()),
+    ("downvote serve, PostgreSQL, --workers 2", "postgresql", ("--workers", "2")),
+]
+
+
+def run_round(
+    args: argparse.Namespace, workdir: Path, databases: dict[str, dict[str, str]]
+) -> dict[str, tuple[Row, Row]]:
+    """Each server right after a run of the bare endpoint: (bare, server) for each."""
+    pairs = {}
+    for name, backend, options in SINGLE_EVENT_SERVERS:
+        if backend in databases:
+            bare = measure_bare(workdir, args)
+            pairs[name] = (bare, measure(name, databases[backend], workdir, args, *options))
+    return pairs
+
+
+def median_row(name: str, rows: list[Row]) -> Row:
+    return Row(
+        name,
+        statistics.median(r.rate for r in rows),
+        statistics.median(r.p50_ms for r in rows),
+        statistics.median(r.p99_ms for r in rows),
+        rows[0].unit,
     )
-    rows.append(
-        measure(
-            "downvote serve, SQLite, --workers 2",
-            sqlite,
-            workdir,
-            args,
-            "--workers",
-            "2",
-            "--no-access-log",
+
+
+def report(rounds: list[dict[str, tuple[Row, Row]]], batches: Row) -> None:
+    print(
+        f"{'':<44} {'rate':>9} {'':<9}{'p50 ms':>8} {'p99 ms':>8} {'rate/bare':>9} {'p99/bare':>8}"
+        "   rate/bare by round"
+    )
+    every_bare = [bare for pairs in rounds for bare, _ in pairs.values()]
+    print(median_row("bare FastAPI endpoint (the ceiling)", every_bare).line(None))
+    for name in rounds[0]:
+        pairs = [r[name] for r in rounds]
+        rate_ratios = [row.rate / bare.rate for bare, row in pairs]
+        p99_ratios = [row.p99_ms / bare.p99_ms for bare, row in pairs]
+        line = median_row(name, [row for _, row in pairs]).line(None).rstrip()
+        by_round = " ".join(f"{ratio:.2f}" for ratio in rate_ratios)
+        print(
+            f"{line} {statistics.median(rate_ratios):>8.2f}x "
+            f"{statistics.median(p99_ratios):>7.1f}x   {by_round}"
         )
-    )
-    if not args.skip_postgresql:
-        with scratch_database(args.pg_url) as url:
-            postgresql = environment(url)
-            rows.append(measure("downvote serve, PostgreSQL", postgresql, workdir, args))
-            rows.append(
-                measure(
-                    "downvote serve, PostgreSQL, --workers 2",
-                    postgresql,
-                    workdir,
-                    args,
-                    "--workers",
-                    "2",
-                )
+    print(batches.line(None))
+
+
+def run(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="downvote-bench-"))
+    with ExitStack() as stack:
+        databases = {"sqlite": environment(f"sqlite:///{workdir}/single.db")}
+        if not args.skip_postgresql:
+            databases["postgresql"] = environment(
+                stack.enter_context(scratch_database(args.pg_url))
             )
-    batches = environment(f"sqlite:///{workdir}/batches.db")
-    rows.append(measure_batches(batches, workdir, args.batches))
-    return rows
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            print(f"round {number} of {args.rounds}…", file=sys.stderr, flush=True)
+            rounds.append(run_round(args, workdir, databases))
+    batches = measure_batches(environment(f"sqlite:///{workdir}/batches.db"), workdir, args.batches)
+    print(
+        f"\nIngest · wrk -t1 -c{args.connections} -d{args.seconds}s · 200-byte thumbs-up events, "
+        f"API key · median of {args.rounds} rounds\n"
+    )
+    report(rounds, batches)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batches", type=int, default=30)
@@ -263,17 +302,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/ingest.py needs wrk: apt-get install wrk")
-    rows = run(args)
-    print(
-        f"\nIngest · wrk -t1 -c{args.connections} -d{args.seconds}s · 200-byte thumbs-up events, "
-        "API key\n"
-    )
-    print(
-        f"{'':<44} {'rate':>9} {'':<9}{'p50 ms':>8} {'p99 ms':>8} {'rate/bare':>8} {'p99/bare':>8}"
-    )
-    bare = rows[0]
-    for row in rows:
-        print(row.line(None if row is bare else bare))
+    run(args)
 
 
 if __name__ == "__main__":
