@@ -179,9 +179,10 @@ def transact_now(engine: Engine, work: Callable[[Connection], T]) -> T:
 
 def in_autocommit(engine: Engine, work: Callable[[Connection], T]) -> T:
     """Run `work`, a statement atomic by itself, on a connection in autocommit: committed when
-    it returns, with no BEGIN or COMMIT round trip (PostgreSQL; SQLite needs `transact`)."""
+    it returns, with no BEGIN or COMMIT round trip (PostgreSQL: SQLite's writers must queue on
+    BEGIN IMMEDIATE, in `transact_on_connection`)."""
     if is_sqlite(engine):
-        raise TypeError("SQLite's writers queue on BEGIN IMMEDIATE: use transact")
+        raise TypeError("SQLite's writers queue on BEGIN IMMEDIATE: use transact_on_connection")
     with engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         return work(connection)

@@ -169,13 +169,12 @@ def _insert_app_by_app_on_sqlite(
 ) -> set[tuple[int, str]]:
     """One multi-row INSERT per app, then the alerts: the new events' (app_id, external_id)."""
     channels = {group.app_id: group.channel for group in groups}
-    statement = _SQLITE_INSERT_EVENTS
     inserted: set[tuple[int, str]] = set()
     for app_id, channel in channels.items():
         rows = [_row(app_id, e, now) for g in groups if g.app_id == app_id for e in g.events]
         if not rows:
             continue
-        new = connection.execute(statement, rows).all()
+        new = connection.execute(_SQLITE_INSERT_EVENTS, rows).all()
         inserted.update((app_id, row.external_id) for row in new)
         alerts = [_alert_row(row.id, channel, now) for row in new if row.rating == Rating.DOWN]
         if alerts:
