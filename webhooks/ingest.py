@@ -54,15 +54,19 @@ class Ingestor:
     credentials: CredentialCache = field(init=False)
     bodies: BodiesInFlight = field(init=False)
     rate: EventRate | None = field(init=False)
+    _transaction: Callable[[Engine, Callable[[Connection], Any]], Any] = field(init=False)
     _committer: GroupCommitter[tuple[Caller, list[NewEvent]], list[StoredEvent]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.credentials = CredentialCache(self._load_credentials, self.clock)
         # SQLite has one writer, and a small group is written at once on the event loop when
-        # it is free; PostgreSQL overlaps one transaction's commit with the next.
+        # it is free; PostgreSQL overlaps one group's statement with the next, each statement
+        # in autocommit (committed when it returns).
         if is_sqlite(self.engine):
+            self._transaction = transact_on_connection
             self._committer = GroupCommitter(self._write, write_now=self._write_now)
         else:
+            self._transaction = in_autocommit
             self._committer = GroupCommitter(self._write, concurrency=POSTGRESQL_WRITERS)
         self.bodies = BodiesInFlight(self.limits.bodies_in_flight)
         per_minute = self.limits.events_per_minute
@@ -105,17 +109,10 @@ class Ingestor:
         return await self._committer.submit((caller, events))
 
     def _write(self, requests: Sequence[tuple[Caller, list[NewEvent]]]) -> list[list[StoredEvent]]:
-        """One transaction for every queued request (on the writer thread, waiting its turn).
-
-        On PostgreSQL it is one statement in autocommit: committed when it returns."""
-        if is_sqlite(self.engine):
-            results = transact_on_connection(
-                self.engine, lambda connection: self._store(connection, requests)
-            )
-        else:
-            results = in_autocommit(
-                self.engine, lambda connection: self._store(connection, requests)
-            )
+        """One transaction for every queued request (on the writer thread, waiting its turn)."""
+        results: list[list[StoredEvent]] = self._transaction(
+            self.engine, lambda connection: self._store(connection, requests)
+        )
         self._count(requests, results)
         return results
 
