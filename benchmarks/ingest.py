@@ -78,13 +78,10 @@ class Row:
     p99_ms: float
     unit: str = "req/s"
 
-    def line(self, bare: Row | None) -> str:
-        ratio = ""
-        if bare is not None and self.unit == "req/s":
-            ratio = f"{self.rate / bare.rate:>7.2f}x {self.p99_ms / bare.p99_ms:>7.1f}x"
+    def line(self) -> str:
         return (
             f"{self.name:<44} {self.rate:>9,.0f} {self.unit:<9}"
-            f"{self.p50_ms:>8.1f} {self.p99_ms:>8.1f} {ratio}"
+            f"{self.p50_ms:>8.1f} {self.p99_ms:>8.1f}"
         )
 
 
@@ -255,18 +252,18 @@ def report(rounds: list[dict[str, tuple[Row, Row]]], batches: Row) -> None:
         "   rate/bare by round"
     )
     every_bare = [bare for pairs in rounds for bare, _ in pairs.values()]
-    print(median_row("bare FastAPI endpoint (the ceiling)", every_bare).line(None))
+    print(median_row("bare FastAPI endpoint (the ceiling)", every_bare).line())
     for name in rounds[0]:
         pairs = [r[name] for r in rounds]
         rate_ratios = [row.rate / bare.rate for bare, row in pairs]
         p99_ratios = [row.p99_ms / bare.p99_ms for bare, row in pairs]
-        line = median_row(name, [row for _, row in pairs]).line(None).rstrip()
+        line = median_row(name, [row for _, row in pairs]).line()
         by_round = " ".join(f"{ratio:.2f}" for ratio in rate_ratios)
         print(
             f"{line} {statistics.median(rate_ratios):>8.2f}x "
             f"{statistics.median(p99_ratios):>7.1f}x   {by_round}"
         )
-    print(batches.line(None))
+    print(batches.line())
 
 
 def run(args: argparse.Namespace) -> None:
