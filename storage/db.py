@@ -101,9 +101,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # Added to, not instead of, options given in the URL (`?options=-csearch_path%3Dx`).
         given = [make_url(url).query.get("options", ""), connect_args.get("options", "")]
         connect_args["options"] = " ".join([*(str(o) for o in given if o), "-c jit=off"])
-    return create_engine(
+    engine = create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
     )
+    _connect_args[engine] = connect_args
+    return engine
+
+
+# What each engine's connections were opened with beyond its URL (options such as a schema's
+# search_path): other connections to the same database, made without SQLAlchemy, need it too.
+_connect_args: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def connect_args_of(engine: Engine) -> dict[str, Any]:
+    """The driver's keyword arguments for a connection like the engine's (URL and options)."""
+    _, from_url = engine.dialect.create_connect_args(engine.url)
+    from_url.pop("context", None)  # SQLAlchemy's own adapters, for its own connections
+    return {**from_url, **_connect_args.get(engine, {})}
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

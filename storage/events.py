@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import Connection, RowMapping, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -141,9 +142,31 @@ def store_event_groups(
     if not any(group.events for group in groups):
         return [[] for _ in groups]
     if is_postgresql(connection):
-        inserted = _insert_in_one_statement(connection, groups, now)
+        rows = connection.execute(_INSERT_IN_ONE_STATEMENT, _one_statement_parameters(groups, now))
+        inserted = {(row.app_id, row.external_id) for row in rows}
     else:
         inserted = _insert_app_by_app_on_sqlite(connection, groups, now)
+    return _outcomes(groups, inserted)
+
+
+async def store_event_groups_on_the_loop(
+    connection: AsyncConnection, groups: Sequence[AppEvents], *, now: datetime
+) -> list[list[StoredEvent]]:
+    """`store_event_groups` on PostgreSQL, from the event loop: the same statement, on an async
+    psycopg connection in autocommit (see storage.async_db)."""
+    if not any(group.events for group in groups):
+        return [[] for _ in groups]
+    cursor = await connection.execute(
+        _INSERT_IN_ONE_STATEMENT_FOR_PSYCOPG, _one_statement_parameters(groups, now)
+    )
+    inserted = {(app_id, external_id) for app_id, external_id in await cursor.fetchall()}
+    return _outcomes(groups, inserted)
+
+
+def _outcomes(
+    groups: Sequence[AppEvents], inserted: set[tuple[int, str]]
+) -> list[list[StoredEvent]]:
+    """Each event new or a duplicate, by whether its (app_id, external_id) was inserted."""
     results: list[list[StoredEvent]] = []
     for group in groups:
         outcomes = []
@@ -229,9 +252,13 @@ _INSERT_IN_ONE_STATEMENT = text(
 )
 
 
-def _insert_in_one_statement(
-    connection: Connection, groups: Sequence[AppEvents], now: datetime
-) -> set[tuple[int, str]]:
+# The same statement in psycopg's own placeholders (%(name)s), for its async connections.
+_INSERT_IN_ONE_STATEMENT_FOR_PSYCOPG = str(
+    _INSERT_IN_ONE_STATEMENT.compile(dialect=postgresql.psycopg.dialect())  # type: ignore[no-untyped-call]
+)
+
+
+def _one_statement_parameters(groups: Sequence[AppEvents], now: datetime) -> dict[str, Any]:
     events = [
         {
             **{name: getattr(event, name) for name in NEW_EVENT_FIELDS},
@@ -242,15 +269,13 @@ def _insert_in_one_statement(
         for event in group.events
     ]
     apps = {group.app_id: group.channel for group in groups}
-    parameters = {
+    return {
         "events": json.dumps(events),
         "apps": json.dumps([{"app_id": a, "channel": c} for a, c in apps.items()]),
         "received_at": now,
         "pending": AlertStatus.PENDING.value,
         "down": Rating.DOWN.value,
     }
-    rows = connection.execute(_INSERT_IN_ONE_STATEMENT, parameters)
-    return {(row.app_id, row.external_id) for row in rows}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from webhooks.group_commit import GroupCommitter
+from webhooks.group_commit import GroupCommitter, on_writer_threads
 
 
 async def test_concurrent_items_share_writes_and_get_their_own_results() -> None:
@@ -23,7 +23,7 @@ async def test_concurrent_items_share_writes_and_get_their_own_results() -> None
             release_first_write.wait(10)
         return [item * 10 for item in items]
 
-    committer: GroupCommitter[int, int] = GroupCommitter(write)
+    committer: GroupCommitter[int, int] = GroupCommitter(on_writer_threads(write, threads=1))
     first = asyncio.create_task(committer.submit(0))
     await asyncio.to_thread(first_write_started.wait, 10)
     rest = [asyncio.create_task(committer.submit(n)) for n in range(1, 21)]
@@ -40,7 +40,7 @@ async def test_a_failing_item_fails_alone() -> None:
             raise ValueError("13 cannot be stored")
         return list(items)
 
-    committer: GroupCommitter[int, int] = GroupCommitter(write)
+    committer: GroupCommitter[int, int] = GroupCommitter(on_writer_threads(write, threads=1))
     outcomes = await asyncio.gather(
         *(committer.submit(n) for n in range(10, 16)), return_exceptions=True
     )
@@ -57,7 +57,9 @@ async def test_groups_never_exceed_the_limit(max_items: int) -> None:
         sizes.append(len(items))
         return list(items)
 
-    committer: GroupCommitter[int, int] = GroupCommitter(write, max_items=max_items)
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        on_writer_threads(write, threads=1), max_items=max_items
+    )
     assert await asyncio.gather(*(committer.submit(n) for n in range(10))) == list(range(10))
     assert max(sizes) <= max_items
 
@@ -71,7 +73,9 @@ async def test_submissions_one_after_another_are_each_written(concurrency: int) 
         written.extend(items)
         return list(items)
 
-    committer: GroupCommitter[int, int] = GroupCommitter(write, concurrency=concurrency)
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        on_writer_threads(write, threads=concurrency), concurrency=concurrency
+    )
     for n in range(20):
         assert await asyncio.wait_for(committer.submit(n), timeout=30) == n
     assert written == list(range(20))
@@ -90,7 +94,9 @@ async def test_with_concurrency_groups_are_written_in_parallel() -> None:
             release.wait(30)
         return list(items)
 
-    committer: GroupCommitter[int, int] = GroupCommitter(write, concurrency=2)
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        on_writer_threads(write, threads=2), concurrency=2
+    )
     first = asyncio.create_task(committer.submit(0))
     await asyncio.to_thread(first_started.wait, 30)
     second = await asyncio.wait_for(committer.submit(1), timeout=30)  # not behind the first
@@ -112,7 +118,9 @@ async def test_write_now_takes_the_groups_it_can_and_the_writer_thread_the_rest(
     def write_now(items: Sequence[int]) -> list[int] | None:
         return None if any(item >= 100 for item in items) else write(items)
 
-    committer: GroupCommitter[int, int] = GroupCommitter(write, write_now=write_now)
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        on_writer_threads(write, threads=1, write_now=write_now)
+    )
     assert await committer.submit(1) == 2
     assert await committer.submit(100) == 101
     assert written_on == {1: threading.current_thread().name, 100: "ingest-writer_0"}
@@ -127,7 +135,7 @@ async def test_a_submission_made_as_the_drainer_starts_joins_its_group() -> None
         writes.append(list(items))
         return list(items)
 
-    committer: GroupCommitter[int, int] = GroupCommitter(write)
+    committer: GroupCommitter[int, int] = GroupCommitter(on_writer_threads(write, threads=1))
     first = asyncio.create_task(committer.submit(1))
     await asyncio.sleep(0)  # the first submission queues and schedules the drainer
     second = asyncio.create_task(committer.submit(2))
@@ -145,6 +153,8 @@ async def test_a_drainer_that_finds_the_queue_taken_writes_nothing() -> None:
         return list(items)
 
     # Written at once on the loop (`write_now`), so every write is in `writes` when gather ends.
-    committer: GroupCommitter[int, int] = GroupCommitter(write, concurrency=2, write_now=write)
+    committer: GroupCommitter[int, int] = GroupCommitter(
+        on_writer_threads(write, threads=2, write_now=write), concurrency=2
+    )
     assert await asyncio.gather(committer.submit(1), committer.submit(2)) == [1, 2]
     assert writes == [[1, 2]]

@@ -726,7 +726,7 @@ def test_on_sqlite_single_events_are_written_by_the_serving_thread_and_big_batch
     (Three single events: one that meets the delivery worker's write goes to the thread.)"""
     engine = service.state.ingestor.engine
     if not is_sqlite(engine):
-        pytest.skip("PostgreSQL writes wait on the network: always on the writer threads")
+        pytest.skip("PostgreSQL's writes are awaited on the loop: tests/test_postgresql_writes.py")
     bearer = {"authorization": f"Bearer {registered_app.api_key}"}
     event_in = {"prompt": "p", "response": "r", "rating": "up"}
     with (

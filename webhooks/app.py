@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,15 +29,6 @@ def create_app(
     limits: IngestLimits | None = None,
 ) -> FastAPI:
     """Build the receiver; the caller owns the database and anything that runs beside it."""
-    app = FastAPI(
-        title="Downvote",
-        summary="Every thumbs-down on an LLM answer, in Slack, triaged.",
-        version="1.0",
-        lifespan=lifespan,
-        # FastAPI's OpenTelemetry hooks checked the global providers on every request (4% of
-        # ingest's time); Downvote exports Prometheus metrics instead.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
     ingestor = Ingestor(
         sessions=sessions,
         max_body_bytes=max_body_bytes,
@@ -46,6 +37,25 @@ def create_app(
     )
     if on_downvotes_stored is not None:
         ingestor.on_stored = on_downvotes_stored
+
+    @asynccontextmanager
+    async def serving(app: FastAPI) -> AsyncIterator[None]:
+        """The ingestor's writers first and last: whatever the caller runs may store events."""
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(ingestor.serving())
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan(app))
+            yield
+
+    app = FastAPI(
+        title="Downvote",
+        summary="Every thumbs-down on an LLM answer, in Slack, triaged.",
+        version="1.0",
+        lifespan=serving,
+        # FastAPI's OpenTelemetry hooks checked the global providers on every request (4% of
+        # ingest's time); Downvote exports Prometheus metrics instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.ingestor = ingestor
     install_error_handlers(app)
     app.include_router(router)

@@ -6,17 +6,19 @@ has committed, so an accepted event is never lost; a request waits at most for t
 in flight before its own. PostgreSQL commits several transactions at once, so there up to
 `concurrency` groups are written in parallel: one group's commit no longer idles the next.
 
-A group is written on a thread of its own, so the event loop keeps serving meanwhile; or, when
-`write_now` will take it, on the loop's thread at once. Handing a group to a thread and back
-costs two GIL hand-offs, each a wait of up to the interpreter's 5 ms switch interval while the
-other thread runs: on SQLite, whose writes do no network I/O, that was most of a request's time
-under load. `write_now` declines (returns None) whatever could make the loop wait.
+How a group is written is the caller's: a coroutine, awaited on the event loop. PostgreSQL's
+writes are awaited there directly (storage.async_db). `on_writer_threads` runs a blocking write
+on threads of its own instead, or, when `write_now` will take it, on the loop's thread at once:
+handing a group to a thread and back costs two GIL hand-offs, each a wait of up to the
+interpreter's 5 ms switch interval while the other thread runs; on SQLite, whose writes do no
+network I/O, that was most of a request's time under load. `write_now` declines (returns None)
+whatever could make the loop wait.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -31,20 +33,15 @@ class GroupCommitter(Generic[Item, Result]):
 
     def __init__(
         self,
-        write: Callable[[Sequence[Item]], list[Result]],
+        write: Callable[[Sequence[Item]], Awaitable[list[Result]]],
         max_items: int = MAX_ITEMS_PER_TRANSACTION,
         concurrency: int = 1,
-        write_now: Callable[[Sequence[Item]], list[Result] | None] | None = None,
     ) -> None:
         self._write = write
-        self._write_now = write_now
         self._max_items = max_items
         self._concurrency = concurrency
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._drainers: set[asyncio.Task[None]] = set()
-        # Threads of its own: a plain executor hands work over with less overhead than AnyIO's
-        # shared pool (which also serves sync routes).
-        self._writer = ThreadPoolExecutor(concurrency, thread_name_prefix="ingest-writer")
 
     async def submit(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -55,13 +52,6 @@ class GroupCommitter(Generic[Item, Result]):
             self._drainers.add(asyncio.create_task(self._drain()))
         return await future
 
-    async def _run(self, items: list[Item]) -> list[Result]:
-        if self._write_now is not None:
-            results = self._write_now(items)
-            if results is not None:
-                return results
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self._write, items)
-
     async def _drain(self) -> None:
         while self._queue:
             # One pass of the event loop first, so requests already received join this group:
@@ -71,7 +61,7 @@ class GroupCommitter(Generic[Item, Result]):
                 break
             group, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
             try:
-                results = await self._run([item for item, _ in group])
+                results = await self._write([item for item, _ in group])
             except Exception as exc:
                 if len(group) == 1:
                     _settle(group[0][1], exception=exc)
@@ -79,7 +69,7 @@ class GroupCommitter(Generic[Item, Result]):
                 # One bad item must not fail its neighbours: write each alone to find it.
                 for item, future in group:
                     try:
-                        [result] = await self._run([item])
+                        [result] = await self._write([item])
                     except Exception as item_exc:
                         _settle(future, exception=item_exc)
                     else:
@@ -87,6 +77,27 @@ class GroupCommitter(Generic[Item, Result]):
                 continue
             for (_, future), result in zip(group, results, strict=True):
                 _settle(future, result=result)
+
+
+def on_writer_threads(
+    write: Callable[[Sequence[Item]], list[Result]],
+    threads: int,
+    write_now: Callable[[Sequence[Item]], list[Result] | None] | None = None,
+) -> Callable[[Sequence[Item]], Awaitable[list[Result]]]:
+    """A blocking `write` as a GroupCommitter's coroutine: run on `threads` threads of its own,
+    unless `write_now` takes the group at once on the loop's thread (returns its results)."""
+    # A plain executor hands work over with less overhead than AnyIO's shared pool (which also
+    # serves sync routes).
+    writer = ThreadPoolExecutor(threads, thread_name_prefix="ingest-writer")
+
+    async def run(items: Sequence[Item]) -> list[Result]:
+        if write_now is not None:
+            results = write_now(items)
+            if results is not None:
+                return results
+        return await asyncio.get_running_loop().run_in_executor(writer, write, items)
+
+    return run
 
 
 def _settle(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,29 +15,42 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 
 from storage.apps import active_credentials
+from storage.async_db import AsyncPool, async_pool, on_a_live_connection
 from storage.clock import SYSTEM_CLOCK, Clock
 from storage.db import (
     WriterBusy,
     engine_of,
     in_autocommit,
+    is_postgresql,
     is_sqlite,
     read,
     transact_now,
     transact_on_connection,
 )
-from storage.events import AppEvents, NewEvent, StoredEvent, store_event_groups
+from storage.events import (
+    AppEvents,
+    NewEvent,
+    StoredEvent,
+    store_event_groups,
+    store_event_groups_on_the_loop,
+)
 from storage.states import Rating
 from webhooks.auth import Caller, CredentialCache, authenticate, has_credentials
 from webhooks.errors import BadRequest, UnsupportedMediaType
-from webhooks.group_commit import GroupCommitter
+from webhooks.group_commit import GroupCommitter, on_writer_threads
 from webhooks.limits import BodiesInFlight, EventRate, IngestLimits, read_limited_body
 from webhooks.metrics import EVENTS_DUPLICATE, EVENTS_STORED
 
 Model = TypeVar("Model", bound=BaseModel)
-# Two groups in flight: one commits while the next is written. More writer threads only
-# contend with the event loop for the GIL (single events, 2-core machine, PostgreSQL beside it:
-# 2 writers 1,430-1,703 req/s in five runs, 4 writers 1,290-1,472 in four).
-POSTGRESQL_WRITERS = 2
+Requests = Sequence[tuple[Caller, list[NewEvent]]]
+# Two groups in flight on PostgreSQL: one commits while the next is written. More writer
+# threads only contend with the event loop for the GIL (single events, 2-core machine,
+# PostgreSQL beside it: 2 writers 1,430-1,703 req/s in five runs, 4 writers 1,290-1,472 in four).
+POSTGRESQL_GROUPS_IN_FLIGHT = 2
+# Requests in one group written from the event loop (PostgreSQL, while the app serves): small
+# enough that the loop reads the next group's requests while this one's statement runs, rather
+# than all of them landing in one group and the loop then idling on it.
+POSTGRESQL_REQUESTS_PER_GROUP = 8
 # The most events a group may hold to be written on the event loop's thread (SQLite): about
 # 4 ms of inserting at most, so a 1,000-event batch never holds up the requests behind it.
 EVENTS_WRITTEN_ON_THE_LOOP = 64
@@ -64,10 +78,12 @@ class Ingestor:
         # in autocommit (committed when it returns).
         if is_sqlite(self.engine):
             self._transaction = transact_on_connection
-            self._committer = GroupCommitter(self._write, write_now=self._write_now)
+            write = on_writer_threads(self._write, threads=1, write_now=self._write_now)
+            self._committer = GroupCommitter(write)
         else:
             self._transaction = in_autocommit
-            self._committer = GroupCommitter(self._write, concurrency=POSTGRESQL_WRITERS)
+            write = on_writer_threads(self._write, threads=POSTGRESQL_GROUPS_IN_FLIGHT)
+            self._committer = GroupCommitter(write, concurrency=POSTGRESQL_GROUPS_IN_FLIGHT)
         self.bodies = BodiesInFlight(self.limits.bodies_in_flight)
         per_minute = self.limits.events_per_minute
         self.rate = EventRate(per_minute, self.clock) if per_minute else None
@@ -75,6 +91,30 @@ class Ingestor:
     @property
     def engine(self) -> Engine:
         return engine_of(self.sessions)
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        """For the app's lifespan: on PostgreSQL, groups are written from the event loop on a
+        pool of its own (see storage.async_db). Without a lifespan (a TestClient used without
+        `with`, whose every request runs on a new loop) they are written on threads."""
+        if not is_postgresql(self.engine):
+            yield
+            return
+        async with async_pool(self.engine, size=POSTGRESQL_GROUPS_IN_FLIGHT) as pool:
+            on_threads = self._committer
+
+            async def write(requests: Requests) -> list[list[StoredEvent]]:
+                return await self._write_on_the_loop(pool, requests)
+
+            self._committer = GroupCommitter(
+                write,
+                max_items=POSTGRESQL_REQUESTS_PER_GROUP,
+                concurrency=POSTGRESQL_GROUPS_IN_FLIGHT,
+            )
+            try:
+                yield
+            finally:
+                self._committer = on_threads
 
     def _load_credentials(self, now: datetime) -> list[Any]:
         """A read that takes no write lock: it runs on the event loop's thread, which must not
@@ -108,7 +148,7 @@ class Ingestor:
         """Store events (and their alerts) durably; concurrent requests share a transaction."""
         return await self._committer.submit((caller, events))
 
-    def _write(self, requests: Sequence[tuple[Caller, list[NewEvent]]]) -> list[list[StoredEvent]]:
+    def _write(self, requests: Requests) -> list[list[StoredEvent]]:
         """One transaction for every queued request (on the writer thread, waiting its turn)."""
         results: list[list[StoredEvent]] = self._transaction(
             self.engine, lambda connection: self._store(connection, requests)
@@ -116,9 +156,18 @@ class Ingestor:
         self._count(requests, results)
         return results
 
-    def _write_now(
-        self, requests: Sequence[tuple[Caller, list[NewEvent]]]
-    ) -> list[list[StoredEvent]] | None:
+    async def _write_on_the_loop(
+        self, pool: AsyncPool, requests: Requests
+    ) -> list[list[StoredEvent]]:
+        """The same statement as `_write` on PostgreSQL, awaited on the event loop."""
+        groups, now = self._groups(requests), self.clock.now()
+        results = await on_a_live_connection(
+            pool, lambda connection: store_event_groups_on_the_loop(connection, groups, now=now)
+        )
+        self._count(requests, results)
+        return results
+
+    def _write_now(self, requests: Requests) -> list[list[StoredEvent]] | None:
         """The same transaction on the event loop's thread if SQLite is free this instant and
         the group is small; None (the writer thread's turn) if the loop would have to wait."""
         if sum(len(events) for _, events in requests) > EVENTS_WRITTEN_ON_THE_LOOP:
@@ -132,16 +181,15 @@ class Ingestor:
         self._count(requests, results)
         return results
 
-    def _store(
-        self, connection: Connection, requests: Sequence[tuple[Caller, list[NewEvent]]]
-    ) -> list[list[StoredEvent]]:
+    def _store(self, connection: Connection, requests: Requests) -> list[list[StoredEvent]]:
         """Each request's events stored; results come back in request order."""
-        groups = [AppEvents(caller.app_id, caller.channel, events) for caller, events in requests]
-        return store_event_groups(connection, groups, now=self.clock.now())
+        return store_event_groups(connection, self._groups(requests), now=self.clock.now())
 
-    def _count(
-        self, requests: Sequence[tuple[Caller, list[NewEvent]]], results: list[list[StoredEvent]]
-    ) -> None:
+    @staticmethod
+    def _groups(requests: Requests) -> list[AppEvents]:
+        return [AppEvents(caller.app_id, caller.channel, events) for caller, events in requests]
+
+    def _count(self, requests: Requests, results: list[list[StoredEvent]]) -> None:
         """Metrics and the delivery worker's wake-up, once per transaction rather than per event."""
         stored: Counter[str] = Counter()
         duplicates = 0
