@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +17,24 @@ from starlette.exceptions import HTTPException
 from webhooks.auth import AuthError
 from webhooks.limits import BodyTooLarge, OverRateLimit, TryLater
 from webhooks.metrics import REQUESTS_REJECTED
+
+logger = logging.getLogger("downvote.http")
+
+# The database does not answer (down, restarting, out of connections, SQLite's write lock held
+# past the busy timeout): the request is worth repeating, unlike a bug's 500.
+DATABASE_UNAVAILABLE = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,  # SQLAlchemy's pool: every connection busy for 30 s
+    psycopg.OperationalError,  # ingest's own connections on PostgreSQL, PoolTimeout included
+)
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def driver_message(exc: Exception) -> str:
+    """What the database said, without SQLAlchemy's statement and parameters (user text)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 class BadRequest(Exception):
@@ -72,6 +93,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _later(_: Request, exc: TryLater) -> JSONResponse:
         status = 429 if isinstance(exc, OverRateLimit) else 503
         return _reject(status, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        logger.warning("database unavailable, answered 503: %s", driver_message(exc))
+        return _reject(
+            503,
+            "the database is unavailable: retry later (an event sent again is stored once)",
+            {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database)
 
     @app.exception_handler(UnsupportedMediaType)
     async def _media(_: Request, exc: UnsupportedMediaType) -> JSONResponse:

@@ -83,7 +83,10 @@ _ERRORS: dict[int, dict[str, Any]] = {
     },
     503: {
         "model": Problem,
-        "description": "Too many request bodies in flight (`[limits] bodies_in_flight`).",
+        "description": (
+            "Try again later: too many request bodies in flight (`[limits] bodies_in_flight`), "
+            "or the database is unavailable."
+        ),
         "headers": _RETRY_AFTER,
     },
 }

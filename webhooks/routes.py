@@ -118,7 +118,7 @@ CURSOR = r"^[0-9]{0,18}$"
 @router.get(
     "/v1/feedback",
     response_model=EventPage,
-    responses=errors(401, 422),
+    responses=errors(401, 422, 503),
     openapi_extra={"security": API_KEY_ONLY},
 )
 def get_feedback(

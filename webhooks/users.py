@@ -34,7 +34,7 @@ UserId = Annotated[str, Path(max_length=255)]
     "/v1/users/{user_id}",
     status_code=202,
     response_model=UserErased,
-    responses=errors(401, 422),
+    responses=errors(401, 422, 503),
     openapi_extra={"security": API_KEY_ONLY},
 )
 async def delete_user(user_id: UserId, request: Request) -> JSONResponse:
