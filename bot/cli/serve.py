@@ -27,7 +27,7 @@ def serve(
     access_log: Annotated[
         bool,
         typer.Option(
-            help="Log one line per request (about 8% of ingest's throughput at full load)."
+            help="Log one line per request (about 10% of ingest's throughput at full load)."
         ),
     ] = True,
 ) -> None:
