@@ -43,9 +43,9 @@ from webhooks.metrics import EVENTS_DUPLICATE, EVENTS_STORED
 
 Model = TypeVar("Model", bound=BaseModel)
 Requests = Sequence[tuple[Caller, list[NewEvent]]]
-# Two groups in flight on PostgreSQL: one commits while the next is written. More writer
-# threads only contend with the event loop for the GIL (single events, 2-core machine,
-# PostgreSQL beside it: 2 writers 1,430-1,703 req/s in five runs, 4 writers 1,290-1,472 in four).
+# Two groups in flight on PostgreSQL: one commits while the next is written. (On writer
+# threads, more only contended with the event loop for the GIL: single events, 2-core machine,
+# PostgreSQL beside it, 2 writers 1,430-1,703 req/s in five runs, 4 writers 1,290-1,472 in four.)
 POSTGRESQL_GROUPS_IN_FLIGHT = 2
 # Requests in one group written from the event loop (PostgreSQL, while the app serves): small
 # enough that the loop reads the next group's requests while this one's statement runs, rather
