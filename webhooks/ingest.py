@@ -49,7 +49,9 @@ Requests = Sequence[tuple[Caller, list[NewEvent]]]
 POSTGRESQL_GROUPS_IN_FLIGHT = 2
 # Requests in one group written from the event loop (PostgreSQL, while the app serves): small
 # enough that the loop reads the next group's requests while this one's statement runs, rather
-# than all of them landing in one group and the loop then idling on it.
+# than all of them landing in one group and the loop then idling on it. Paired with the bare
+# endpoint (wrk -c16, medians of two rounds): 8 per group 0.62-0.66x of its rate, 4 0.60x,
+# 16 0.56x; 3 or 4 groups in flight instead of 2 gained nothing (0.63x, 0.59x with 4 per group).
 POSTGRESQL_REQUESTS_PER_GROUP = 8
 # The most events a group may hold to be written on the event loop's thread (SQLite): about
 # 4 ms of inserting at most, so a 1,000-event batch never holds up the requests behind it.
